@@ -32,7 +32,7 @@ def trained():
     policy = FlowPolicy(FlowPolicyConfig(obs_dim=0, action_dim=1, hidden_dims=(64, 64, 64), sample_steps=32),
                         device="cpu")
     train_flow_policy(policy, torch.zeros(n, 0), a[:, None].astype(np.float32), o, loss="official",
-                      steps=1500, batch_size=256, lr=2e-3, seed=0, progress=False)
+                      steps=2500, batch_size=256, lr=2e-3, seed=0, progress=False, cosine_decay=True)
     return policy
 
 
