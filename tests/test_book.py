@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_book_builds_with_warnings_as_errors(tmp_path):
-    env = {**os.environ, "CFGRL_SMOKE": "1", "MPLBACKEND": "Agg"}
+    env = {**os.environ, "CFGRL_SMOKE": "1"}
+    env.pop("MPLBACKEND", None)   # the kernel must keep its inline backend to embed figures
     jb = Path(sys.executable).with_name("jupyter-book")
     proc = subprocess.run([str(jb), "build", "-W", "-n", "--keep-going", "--path-output", str(tmp_path), str(ROOT)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
