@@ -155,3 +155,31 @@ def collect(cfg: CollectConfig, root: str | os.PathLike | None = None, progress:
         episode = run_episode(cfg.domain, env_seed, act)
         write_episode_atomic(buffer / f"episode_{i:06d}_{episode['action'].shape[0] - 1}.npz", episode)
     return out
+
+
+def ensure_dataset(domain: str, episodes: int | str = "book", root=None, seed: int = 0, progress: bool = True) -> Path:
+    """The dataset root holding at least ``episodes`` (a number or a name in SIZES) episodes of ``domain``,
+    collecting only the missing ones. Returns the root to pass to :func:`cfgrl_core.dataset.load_dataset`."""
+    n = SIZES[episodes] if isinstance(episodes, str) else episodes
+    root = Path(root) if root is not None else default_data_root()
+    collect(CollectConfig(domain=domain, episodes=n, seed=seed), root, progress=progress)
+    return root
+
+
+def main(argv=None):
+    import argparse
+
+    p = argparse.ArgumentParser(description="Make an ExORL-layout offline dataset for a DMC domain.")
+    p.add_argument("--domain", required=True, choices=sorted(DOMAIN_TASKS))
+    p.add_argument("--size", default="book", choices=sorted(SIZES), help="named number of episodes")
+    p.add_argument("--episodes", type=int, default=None, help="overrides --size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--root", default=None, help=f"dataset root (default: ${DATA_ENV} or ~/.cache/cfgrl/datasets)")
+    args = p.parse_args(argv)
+    episodes = args.episodes if args.episodes is not None else SIZES[args.size]
+    out = collect(CollectConfig(domain=args.domain, episodes=episodes, seed=args.seed), args.root)
+    print(f"dataset written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -69,8 +69,10 @@ def _fingerprint(files: list[Path]) -> str:
     return h.hexdigest()
 
 
-def load_dataset(root, domain: str, method: str, task: str | None, cache: bool = True, progress: bool = True) -> dict:
-    """Flat transitions of every episode; rewards relabelled for ``task`` (None: the rewards stored in the files).
+def load_dataset(root, domain: str, method: str, task: str | None, cache: bool = True, progress: bool = True,
+                 episodes: int | None = None) -> dict:
+    """Flat transitions of every episode (or of the first ``episodes`` files in name order); rewards relabelled
+    for ``task`` (None: the rewards stored in the files).
 
     Returns float32 arrays observations, actions, rewards (N,), next_observations, masks (N,), and int64
     episode_ids (N,). Raises DatasetError naming the file and the problem for any bad episode.
@@ -79,8 +81,12 @@ def load_dataset(root, domain: str, method: str, task: str | None, cache: bool =
 
     check_domain_task(domain, task)
     files = episode_files(root, domain, method)
+    if episodes is not None:
+        if len(files) < episodes:
+            raise DatasetError(f"{files[0].parent} holds {len(files)} episodes, {episodes} were asked for")
+        files = files[:episodes]
     fingerprint = _fingerprint(files)
-    cache_path = Path(root) / domain / method / f"processed_{task or 'stored'}.npz"
+    cache_path = Path(root) / domain / method / f"processed_{task or 'stored'}_{len(files)}.npz"
     if cache and cache_path.exists():
         try:
             with np.load(cache_path, allow_pickle=False) as f:

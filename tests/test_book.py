@@ -25,3 +25,5 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
         assert "colab.research.google.com" in text, f"{page.name} has no Colab launch button"
         assert "Traceback" not in text
     assert (html / "book" / "intro.html").exists()
+    data_page = (html / "book" / "03_offline_data.html").read_text()
+    assert data_page.count("<video") >= 6 and "data:video/mp4;base64," in data_page   # inline, no network
