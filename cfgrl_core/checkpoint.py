@@ -7,11 +7,11 @@ target, so an interrupted save never leaves a half-written checkpoint. Loading u
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .atomic import atomic_write
 from .device import default_device
 from .network import FlowPolicyConfig
 from .policy import FlowPolicy
@@ -25,21 +25,8 @@ class CheckpointError(ValueError):
 
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
-    """torch.save to ``path`` atomically (temp file in the same directory + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """torch.save to ``path`` atomically (see :mod:`cfgrl_core.atomic`)."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_policy(policy: FlowPolicy, path: str | os.PathLike, metadata: dict | None = None) -> Path:

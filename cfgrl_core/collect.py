@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .atomic import atomic_write, atomic_write_text
 from .envs import DOMAIN_TASKS, check_domain_task, flat_observation, make_env
 from .provenance import provenance
 
@@ -73,17 +73,7 @@ def _snapshot_files(cfg: CollectConfig) -> list[Path]:
 
 
 def write_episode_atomic(path: Path, episode: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **episode)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: np.savez_compressed(f, **episode))
 
 
 def run_episode(domain: str, env_seed: int, act) -> dict:
@@ -124,9 +114,7 @@ def collect(cfg: CollectConfig, root: str | os.PathLike | None = None, progress:
                 {k: (tuple(v) if isinstance(v, list) else v) for k, v in wanted.items()}:
             raise ValueError(f"{out} holds a dataset made with another configuration ({have}); "
                              f"use another root or delete it")
-    tmp = manifest.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"config": asdict(cfg), "provenance": provenance()}, indent=1))
-    tmp.replace(manifest)
+    atomic_write_text(manifest, json.dumps({"config": asdict(cfg), "provenance": provenance()}, indent=1))
 
     snapshots = _snapshot_files(cfg)
     if not snapshots and cfg.random_fraction < 1.0:

@@ -10,13 +10,12 @@ buffer) is reused while the buffer's file list, sizes and modification times are
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .envs import check_domain_task
 
 KEYS = ("observation", "action", "reward", "discount", "physics")
@@ -119,10 +118,7 @@ def load_dataset(root, domain: str, method: str, task: str | None, cache: bool =
         parts["episode_ids"].append(np.full(n, i, np.int64))
     data = {k: np.concatenate(v).astype(np.int64 if k == "episode_ids" else np.float32) for k, v in parts.items()}
     if cache:
-        fd, tmp = tempfile.mkstemp(prefix=".processed.", suffix=".tmp", dir=cache_path.parent)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, fingerprint=np.array(fingerprint), **data)
-        os.replace(tmp, cache_path)
+        atomic_write(cache_path, lambda f: np.savez(f, fingerprint=np.array(fingerprint), **data))
     return data
 
 

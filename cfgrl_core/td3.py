@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .atomic import atomic_write_text
 from .checkpoint import atomic_torch_save
 from .envs import flat_observation, make_env
 from .provenance import provenance
@@ -137,9 +138,8 @@ def train_td3(config: TD3Config, out_dir, progress: bool = True) -> list[dict]:
                  "wall_s": round(time.time() - started, 1)}
         save_actor(actor, out_dir / file, {"td3_config": asdict(cfg), **entry})
         log.append(entry)
-        (out_dir / "snapshots.json.tmp").write_text(
-            json.dumps({"config": asdict(cfg), "provenance": prov, "snapshots": log}, indent=1))
-        (out_dir / "snapshots.json.tmp").replace(out_dir / "snapshots.json")
+        atomic_write_text(out_dir / "snapshots.json",
+                          json.dumps({"config": asdict(cfg), "provenance": prov, "snapshots": log}, indent=1))
         return ret
 
     snapshot(0)
