@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_book_builds_with_warnings_as_errors(tmp_path):
-    env = {**os.environ, "CFGRL_SMOKE": "1"}
+    env = {**os.environ, "CFGRL_SMOKE": "1", "CFGRL_DATA": str(tmp_path / "data")}
     env.pop("MPLBACKEND", None)   # the kernel must keep its inline backend to embed figures
     jb = Path(sys.executable).with_name("jupyter-book")
     proc = subprocess.run([str(jb), "build", "-W", "-n", "--keep-going", "--path-output", str(tmp_path), str(ROOT)],

@@ -59,6 +59,7 @@ def test_notebook_runs_in_smoke_mode_with_papermill(path, tmp_path, monkeypatch)
     import papermill
 
     monkeypatch.setenv("CFGRL_SMOKE", "1")
+    monkeypatch.setenv("CFGRL_DATA", str(tmp_path / "data"))   # never touch the reader's dataset cache
     out = tmp_path / path.name
     papermill.execute_notebook(str(path), str(out), kernel_name="python3", cwd=str(path.parent),
                                progress_bar=False, log_output=False)
