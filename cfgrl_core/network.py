@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from .embeddings import GoalEmbedding, LabelEmbedding, ScalarTime, SinusoidalTimeEmbedding
+from .mlp import ACTIVATIONS, mlp
 
-ACTIVATIONS = {"mish": nn.Mish, "gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh}
 CONDITIONS = ("label", "goal")
 TIME_EMBEDDINGS = ("sinusoidal", "scalar")
 INITS = ("default", "xavier_uniform")
@@ -103,20 +103,8 @@ class VelocityMLP(nn.Module):
         else:
             self.cond_embed = GoalEmbedding(config.goal_dim)
         width = config.obs_dim + config.action_dim + self.time_embed.dim + self.cond_embed.dim
-        act = ACTIVATIONS[config.activation]
-        layers: list[nn.Module] = []
-        for hidden in config.hidden_dims:
-            layers += [nn.Linear(width, hidden), act()]
-            if config.layer_norm:
-                layers.append(nn.LayerNorm(hidden))
-            width = hidden
-        layers.append(nn.Linear(width, config.action_dim))
-        self.mlp = nn.Sequential(*layers)
-        if config.init == "xavier_uniform":
-            for m in self.mlp:
-                if isinstance(m, nn.Linear):
-                    nn.init.xavier_uniform_(m.weight)
-                    nn.init.zeros_(m.bias)
+        self.mlp = mlp(width, config.hidden_dims, config.action_dim, config.activation, config.layer_norm,
+                       config.init)
 
     def forward(
         self,

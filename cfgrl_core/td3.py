@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .atomic import atomic_write_text
 from .checkpoint import atomic_torch_save
 from .envs import flat_observation, make_env
+from .mlp import mlp
 from .provenance import provenance
 from .train import make_adam
 
@@ -45,9 +46,9 @@ class TD3Config:
     seed: int = 0
 
 
-def mlp(inp: int, out: int, hidden: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, out))
+def relu_mlp(inp: int, out: int, hidden: int) -> nn.Sequential:
+    """Two ReLU hidden layers, as in the TD3 paper."""
+    return mlp(inp, (hidden, hidden), out, activation="relu")
 
 
 class Actor(nn.Module):
@@ -56,7 +57,7 @@ class Actor(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256):
         super().__init__()
         self.obs_dim, self.act_dim, self.hidden = obs_dim, act_dim, hidden
-        self.net = mlp(obs_dim, act_dim, hidden)
+        self.net = relu_mlp(obs_dim, act_dim, hidden)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.net(obs))
@@ -115,7 +116,7 @@ def train_td3(config: TD3Config, out_dir, progress: bool = True) -> list[dict]:
 
     actor = Actor(obs_dim, act_dim, cfg.hidden)
     actor_target = copy.deepcopy(actor)
-    q1, q2 = mlp(obs_dim + act_dim, 1, cfg.hidden), mlp(obs_dim + act_dim, 1, cfg.hidden)
+    q1, q2 = relu_mlp(obs_dim + act_dim, 1, cfg.hidden), relu_mlp(obs_dim + act_dim, 1, cfg.hidden)
     q1_target, q2_target = copy.deepcopy(q1), copy.deepcopy(q2)
     q_opt = make_adam(list(q1.parameters()) + list(q2.parameters()), cfg.lr)
     actor_opt = make_adam(actor.parameters(), cfg.lr)
