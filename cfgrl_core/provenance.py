@@ -21,6 +21,14 @@ def git_commit() -> str | None:
         return None
 
 
+def command_line() -> str:
+    """The command as typed: ``python -m package.module args`` when run with -m, else ``python script args``."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    head = ["python", "-m", spec.name] if spec is not None and spec.name else ["python", sys.argv[0]]
+    return " ".join(head + sys.argv[1:])
+
+
 def provenance() -> dict:
     versions = {}
     for p in PACKAGES:
@@ -28,5 +36,5 @@ def provenance() -> dict:
             versions[p] = md.version(p)
         except md.PackageNotFoundError:
             versions[p] = None
-    return {"command": " ".join([Path(sys.executable).name] + sys.argv), "git_commit": git_commit(),
+    return {"command": command_line(), "git_commit": git_commit(),
             "versions": versions, "python": platform.python_version(), "machine": platform.machine()}
