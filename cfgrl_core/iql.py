@@ -81,3 +81,20 @@ class IQLCritic(nn.Module):
         """Polyak averaging Qbar <- (1 - tau) Qbar + tau Q."""
         for p, tp in zip(self.q.parameters(), self.q_target.parameters()):
             tp.lerp_(p, self.config["tau"])
+
+
+def critic_step(critic: IQLCritic, optimizer: torch.optim.Optimizer, batch: dict) -> dict:
+    """One Adam step on L_V + L_Q, then the Polyak update of the target Qs. Returns detached metrics."""
+    loss, metrics = critic.loss(batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    critic.update_target()
+    return metrics
+
+
+def critic_from_agent_config(obs_dim: int, action_dim: int, config: dict, device) -> IQLCritic:
+    """The critic an agent's config dict describes (keys critic_hidden, activation, layer_norm, gamma, ...)."""
+    return IQLCritic(obs_dim, action_dim, hidden_dims=config["critic_hidden"], activation=config["activation"],
+                     layer_norm=config["layer_norm"], gamma=config["gamma"], expectile=config["expectile"],
+                     tau=config["tau"]).to(device)
