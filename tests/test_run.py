@@ -1,0 +1,68 @@
+"""The experiment runner: results written with provenance, a killed run resumes to identical results, bad inputs."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cfgrl_core.dataset import DatasetError
+from cfgrl_core.run import resolve_config, run
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+def test_smoke_run_writes_results(tmp_path, data_root):
+    r = run("cheetah-run", 0, "smoke", tmp_path, data_root, device="cpu", progress=False)
+    saved = json.loads((tmp_path / "cheetah-run" / "seed0" / "results.json").read_text())
+    assert saved["headline"] == r["headline"]
+    assert set(saved["cfgrl_test"]) == {"0", "1", "3"} and set(saved["awr_test"]) == {"1", "10"}
+    assert saved["provenance"]["versions"]["torch"] and 0.0 <= saved["positive_fraction"] <= 1.0
+    assert saved["headline"]["flow_bc_test_mean"] == saved["cfgrl_test"]["0"][0]
+
+
+def test_killed_run_resumes_to_identical_results(tmp_path, data_root):
+    reference = run("walker-run", 1, "smoke", tmp_path / "ref", data_root, device="cpu", progress=False)
+    cmd = [sys.executable, "-m", "cfgrl_core.run", "--task", "walker-run", "--config", "smoke", "--seeds", "1",
+           "--out", str(tmp_path / "killed"), "--data-root", str(data_root), "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = tmp_path / "killed" / "walker-run" / "seed1" / "checkpoint.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists(), "the run never wrote a checkpoint"
+    assert not (ckpt.parent / "results.json").exists(), "the run finished before it could be killed"
+    resumed = run("walker-run", 1, "smoke", tmp_path / "killed", data_root, device="cpu", progress=False)
+    for key in ("cfgrl_val", "cfgrl_test", "awr_val", "awr_test", "headline", "positive_fraction"):
+        assert resumed[key] == reference[key], key
+
+
+def test_bad_runner_inputs(tmp_path, data_root):
+    with pytest.raises(ValueError, match="unknown domain 'hopper'"):
+        run("hopper-hop", 0, "smoke", tmp_path)
+    with pytest.raises(ValueError, match="unknown task 'fly'"):
+        run("walker-fly", 0, "smoke", tmp_path)
+    with pytest.raises(ValueError, match="unknown config 'huge'"):
+        run("walker-run", 0, "huge", tmp_path)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        resolve_config({"batch_size": 0})
+    with pytest.raises(ValueError, match="w_values must be finite and >= 0"):
+        resolve_config({"w_values": [1.0, -2.0]})
+    with pytest.raises(DatasetError, match="does not exist"):
+        run("walker-run", 0, "smoke", tmp_path, tmp_path / "empty", collect_missing=False)
+    out = tmp_path / "cfg"
+    run("cheetah-run", 0, {"critic_steps": 4, "actor_steps": 4, "checkpoint_every": 2}, out, data_root, "cpu",
+        progress=False)
+    with pytest.raises(ValueError, match="belongs to another configuration"):
+        run("cheetah-run", 0, {"critic_steps": 5, "actor_steps": 4}, out, data_root, "cpu", progress=False)
+    (out / "cheetah-run" / "seed0" / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="checkpoint.pt is corrupted"):
+        run("cheetah-run", 0, {"critic_steps": 4, "actor_steps": 4, "checkpoint_every": 2}, out, data_root, "cpu",
+            progress=False)
