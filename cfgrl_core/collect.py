@@ -76,9 +76,13 @@ def write_episode_atomic(path: Path, episode: dict) -> None:
     atomic_write(path, lambda f: np.savez_compressed(f, **episode))
 
 
+#: The task whose live reward is stored in the files; any other task of the domain is a relabelling away.
+COLLECT_TASK = "run"
+
+
 def run_episode(domain: str, env_seed: int, act) -> dict:
     """Roll out ``act(obs) -> action`` for one episode; return it in ExORL's per-episode format."""
-    env = make_env(domain, DOMAIN_TASKS[domain][-1 if domain == "walker" else 0], env_seed)
+    env = make_env(domain, COLLECT_TASK, env_seed)
     ts = env.reset()
     act_dim = env.action_spec().shape[0]
     obs, acts, rews, phys = [flat_observation(ts.observation)], [np.zeros(act_dim, np.float32)], [0.0], \
@@ -120,6 +124,7 @@ def collect(cfg: CollectConfig, root: str | os.PathLike | None = None, progress:
     if not snapshots and cfg.random_fraction < 1.0:
         raise FileNotFoundError(f"no TD3 snapshots for domain {cfg.domain!r} under {ASSETS}")
     actors: dict = {}
+    act_dim = make_env(cfg.domain, COLLECT_TASK, 0).action_spec().shape[0]
     done = {p.name.split("_")[1] for p in buffer.glob("episode_*.npz")}
     for i in tqdm(range(cfg.episodes), desc=f"collect {cfg.domain}", disable=not progress):
         if f"{i:06d}" in done:
@@ -127,7 +132,6 @@ def collect(cfg: CollectConfig, root: str | os.PathLike | None = None, progress:
         rng = np.random.default_rng([cfg.seed, i])
         env_seed = int(rng.integers(2**31 - 1))
         if rng.random() < cfg.random_fraction:
-            act_dim = 6
             act = lambda obs, rng=rng: rng.uniform(-1, 1, act_dim)  # noqa: E731
         else:
             file = snapshots[int(rng.integers(len(snapshots)))]

@@ -29,37 +29,30 @@ def _silence_absl():
     logging.getLogger("absl").setLevel(logging.ERROR)   # cheetah's 'settotalmass is deprecated' warning
 
 
+_silence_absl()
+
+from dm_control import suite  # noqa: E402
+from dm_control.rl import control  # noqa: E402
+from dm_control.suite import cheetah  # noqa: E402
+from dm_control.utils import rewards  # noqa: E402
+
+
+class CheetahRunBackward(cheetah.Cheetah):
+    """r = tolerance(-speed, bounds=(10, inf), margin=10, linear): cheetah-run mirrored (URLB/ExORL)."""
+
+    def get_reward(self, physics):
+        return rewards.tolerance(-physics.speed(), bounds=(cheetah._RUN_SPEED, float("inf")),
+                                 margin=cheetah._RUN_SPEED, value_at_margin=0, sigmoid="linear")
+
+
 def make_env(domain: str, task: str, seed: int | None = 0):
     """A dm_control ``control.Environment`` for domain-task, seeded (None: random)."""
     check_domain_task(domain, task)
     _silence_absl()
-    from dm_control import suite
-
     if (domain, task) == ("cheetah", "run_backward"):
-        from dm_control.rl import control
-        from dm_control.suite import cheetah
-
         physics = cheetah.Physics.from_xml_string(*cheetah.get_model_and_assets())
         return control.Environment(physics, CheetahRunBackward(random=seed), time_limit=cheetah._DEFAULT_TIME_LIMIT)
     return suite.load(domain, task, task_kwargs={"random": seed})
-
-
-def _cheetah_run_backward_class():
-    from dm_control.suite import cheetah
-    from dm_control.utils import rewards
-
-    class _CheetahRunBackward(cheetah.Cheetah):
-        """r = tolerance(-speed, bounds=(10, inf), margin=10, linear): cheetah-run mirrored (URLB/ExORL)."""
-
-        def get_reward(self, physics):
-            return rewards.tolerance(-physics.speed(), bounds=(cheetah._RUN_SPEED, float("inf")),
-                                     margin=cheetah._RUN_SPEED, value_at_margin=0, sigmoid="linear")
-
-    return _CheetahRunBackward
-
-
-def CheetahRunBackward(random=None):  # noqa: N802 - a factory standing in for the class
-    return _cheetah_run_backward_class()(random=random)
 
 
 def flat_observation(observation) -> np.ndarray:

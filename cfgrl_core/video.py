@@ -7,14 +7,12 @@ import tempfile
 
 import numpy as np
 
-from .envs import fast_render_settings, make_env
+from .envs import DOMAIN_TASKS, fast_render_settings, make_env
 
 
 def render_states(domain: str, physics_states: np.ndarray, height: int = 240, width: int = 320,
                   camera_id: int = 0, every: int = 4, max_frames: int = 250) -> np.ndarray:
     """Frames (n, H, W, 3) uint8 of every ``every``-th state, at most ``max_frames`` of them (fast settings)."""
-    from .envs import DOMAIN_TASKS
-
     env = make_env(domain, DOMAIN_TASKS[domain][0], seed=0)
     fast_render_settings(env.physics)
     frames = []
