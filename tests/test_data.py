@@ -147,7 +147,8 @@ def test_loader_errors_name_the_problem(tmp_path):
     np.savez(buffer / "2_1000.npz", **{**ep, "observation": np.zeros((1001, 5), np.float32)})
     with pytest.raises(DatasetError, match=r"2_1000.npz: array widths"):
         load_dataset(tmp_path / "c", "cheetah", "rnd", "run", progress=False)
-    np.save(buffer / "pickled.npy", np.array([object()], dtype=object), allow_pickle=True)
+    writing_a_pickle = {"allow_pickle": True}   # the file under test must hold a pickle; the loader must refuse it
+    np.save(buffer / "pickled.npy", np.array([object()], dtype=object), **writing_a_pickle)
     (buffer / "pickled.npy").rename(buffer / "3_1000.npz")
     (buffer / "2_1000.npz").unlink()
     with pytest.raises(DatasetError, match="3_1000.npz: corrupted or truncated"):
