@@ -29,7 +29,7 @@ def test_smoke_run_writes_results(tmp_path, data_root):
 def test_killed_run_resumes_to_identical_results(tmp_path, data_root):
     reference = run("walker-run", 1, "smoke", tmp_path / "ref", data_root, device="cpu", progress=False)
     cmd = [sys.executable, "-m", "cfgrl_core.run", "--task", "walker-run", "--config", "smoke", "--seeds", "1",
-           "--out", str(tmp_path / "killed"), "--data-root", str(data_root), "--device", "cpu", "--threads", "1"]
+           "--out", str(tmp_path / "killed"), "--data-root", str(data_root), "--device", "cpu"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = tmp_path / "killed" / "walker-run" / "seed1" / "checkpoint.pt"
     deadline = time.time() + 120
