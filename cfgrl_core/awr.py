@@ -14,6 +14,7 @@ import math
 import torch
 from torch import nn
 
+from .configs import merge_config
 from .mlp import mlp
 
 AWR_CONFIG = dict(hidden_dims=(512, 512, 512), activation="mish", layer_norm=True, temperature=3.0,
@@ -28,10 +29,7 @@ def awr_weights(advantage: torch.Tensor, temperature: float, max_weight: float =
 class GaussianActor(nn.Module):
     def __init__(self, obs_dim: int, action_dim: int, **config):
         super().__init__()
-        unknown = sorted(set(config) - set(AWR_CONFIG))
-        if unknown:
-            raise ValueError(f"unknown AWR config keys {unknown}; known: {sorted(AWR_CONFIG)}")
-        self.config = c = {**AWR_CONFIG, **config}
+        self.config = c = merge_config(AWR_CONFIG, config, "AWR")
         if not (math.isfinite(c["temperature"]) and c["temperature"] >= 0):
             raise ValueError(f"temperature must be a finite number >= 0, got {c['temperature']!r}")
         self.mean_net = mlp(obs_dim, c["hidden_dims"], action_dim, c["activation"], c["layer_norm"])

@@ -17,6 +17,7 @@ import copy
 import torch
 from torch import nn
 
+from .configs import merge_config
 from .mlp import mlp
 
 IQL_CONFIG = dict(hidden_dims=(512, 512, 512), activation="mish", layer_norm=True, gamma=0.99, expectile=0.9,
@@ -32,11 +33,7 @@ def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
 class IQLCritic(nn.Module):
     def __init__(self, obs_dim: int, action_dim: int, **config):
         super().__init__()
-        unknown = sorted(set(config) - set(IQL_CONFIG))
-        if unknown:
-            raise ValueError(f"unknown IQL config keys {unknown}; known: {sorted(IQL_CONFIG)}")
-        self.config = {**IQL_CONFIG, **config}
-        c = self.config
+        self.config = c = merge_config(IQL_CONFIG, config, "IQL")
         if not 0.0 < c["expectile"] < 1.0:
             raise ValueError(f"expectile must lie in (0, 1), got {c['expectile']!r}")
         if not 0.0 <= c["gamma"] < 1.0:

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .atomic import atomic_write_text
 from .awr import GaussianActor
 from .checkpoint import atomic_torch_save
+from .configs import merge_config
 from .collect import SIZES, default_data_root, ensure_dataset
 from .dataset import load_dataset
 from .device import default_device
@@ -66,10 +67,7 @@ def resolve_config(config) -> dict:
         if config not in CONFIGS:
             raise ValueError(f"unknown config {config!r}; known: {sorted(CONFIGS)}")
         return dict(CONFIGS[config])
-    unknown = sorted(set(config) - set(CONFIGS["smoke"]))
-    if unknown:
-        raise ValueError(f"unknown config keys {unknown}; known: {sorted(CONFIGS['smoke'])}")
-    cfg = {**CONFIGS["smoke"], **config}
+    cfg = merge_config(CONFIGS["smoke"], config, "runner")
     for key in ("batch_size", "critic_steps", "actor_steps", "checkpoint_every", "sample_steps", "val_episodes",
                 "test_episodes"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
@@ -124,7 +122,7 @@ def run(task: str, seed: int, config="smoke", out="runs", data_root=None, device
         for name, m in modules.items():
             m.load_state_dict(ckpt["modules"][name])
             optims[name].load_state_dict(ckpt["optims"][name])
-        generator.set_state(ckpt["generator"].cpu() if device.type == "cpu" else ckpt["generator"])
+        generator.set_state(ckpt["generator"].cpu())   # generator states are CPU byte tensors on every device
         state = ckpt["state"]
 
     def save():
@@ -163,9 +161,8 @@ def run(task: str, seed: int, config="smoke", out="runs", data_root=None, device
     train_wall = state["wall_s"]
 
     # ---- evaluation: validation episodes choose w and T, test episodes are reported
-    with torch.no_grad():
-        all_adv = torch.cat([critic.advantage(D["observations"][i:i + 65536], D["actions"][i:i + 65536])
-                             for i in range(0, n, 65536)])
+    all_adv = torch.cat([critic.advantage(D["observations"][i:i + 65536], D["actions"][i:i + 65536])
+                         for i in range(0, n, 65536)])   # advantage() runs without gradients
     results = {"task": task, "seed": seed, "config": cfg, "provenance": provenance(),
                "dataset": {"root": str(root), "transitions": n, "episodes": SIZES[cfg["dataset"]]},
                "positive_fraction": float((all_adv >= 0).float().mean()), "train_wall_s": round(train_wall, 1)}

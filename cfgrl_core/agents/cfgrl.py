@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from ..configs import merge_config
 from ..device import default_device
 from ..iql import IQL_CONFIG, critic_from_agent_config, critic_step
 from ..losses import official_cfgrl_loss
@@ -26,10 +27,7 @@ CONFIG = dict(
 
 class CFGRLAgent:
     def __init__(self, obs_dim: int, action_dim: int, config: dict | None = None, device=None, seed: int = 0):
-        unknown = sorted(set(config or {}) - set(CONFIG))
-        if unknown:
-            raise ValueError(f"unknown CFGRL config keys {unknown}; known: {sorted(CONFIG)}")
-        self.config = c = {**CONFIG, **(config or {})}
+        self.config = c = merge_config(CONFIG, config, "CFGRL")
         self.device = default_device(device)
         torch.manual_seed(seed)
         self.critic = critic_from_agent_config(obs_dim, action_dim, c, self.device)
