@@ -136,3 +136,14 @@ def test_device_override_and_env(monkeypatch):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             default_device("cuda")
+
+
+def test_fast_mish_matches_torch_values_and_gradients():
+    from cfgrl_core.mlp import Mish
+    x = torch.linspace(-40, 40, 20001, dtype=torch.float64, requires_grad=True)
+    ours, ref = Mish()(x), torch.nn.functional.mish(x)
+    assert torch.allclose(ours, ref, atol=1e-12)
+    g_ours, = torch.autograd.grad(ours.sum(), x)
+    g_ref, = torch.autograd.grad(ref.sum(), x)
+    assert torch.allclose(g_ours, g_ref, atol=1e-10)
+    assert torch.autograd.gradcheck(Mish(), (torch.randn(8, dtype=torch.float64, requires_grad=True),))
