@@ -56,6 +56,8 @@ CONFIGS = {
                   temperatures=[1.0, 3.0, 10.0, 30.0], val_episodes=5, test_episodes=10, sample_steps=32,
                   checkpoint_every=20_000, log_every=5_000, lr=3e-4, uncond_weight=0.1, time_bins=32),
 }
+ASSETS = Path(__file__).parent / "assets"
+BOOK_RESULTS = ASSETS / "results" / "book"   # the committed results of the book configuration (see RESULTS.md)
 VAL_SEED, TEST_SEED = 100_000, 200_000   # evaluation episode seeds: validation and test never overlap
 
 
@@ -80,6 +82,67 @@ def resolve_config(config) -> dict:
     if any((not np.isfinite(w)) or w < 0 for w in cfg["w_values"]):
         raise ValueError(f"config value w_values must be finite and >= 0, got {cfg['w_values']!r}")
     return cfg
+
+
+def build_modules(cfg: dict, obs_dim: int, act_dim: int, device) -> tuple:
+    """The critic, the flow policy and one AWR actor per temperature that a runner config describes."""
+    critic = IQLCritic(obs_dim, act_dim, hidden_dims=cfg["hidden"]).to(device)
+    policy = FlowPolicy(FlowPolicyConfig(obs_dim=obs_dim, action_dim=act_dim, hidden_dims=cfg["hidden"],
+                                         sample_steps=cfg["sample_steps"]), device=device)
+    awr = {T: GaussianActor(obs_dim, act_dim, hidden_dims=cfg["hidden"], temperature=T).to(device)
+           for T in cfg["temperatures"]}
+    return critic, policy, awr
+
+
+def trained_asset(task: str, seed: int = 0) -> Path:
+    """The shipped networks of the book configuration for ``task`` and ``seed`` (see :func:`export_trained`)."""
+    return ASSETS / "trained" / f"{task}_seed{seed}.pt"
+
+
+def export_trained(checkpoint, out) -> Path:
+    """Write the trained networks of a finished run (no optimiser state, no online Q heads) to ``out``, atomically.
+    This is what the book ships for its slider, videos and gradient diagnostics (``cfgrl_core/assets/trained``)."""
+    ckpt = _load_checkpoint(checkpoint, "cpu")
+    cfg = json.loads(ckpt["config"])
+    if ckpt["state"]["phase"] < 2:
+        raise ValueError(f"{checkpoint} is from an unfinished run (phase {ckpt['state']['phase']} of 2)")
+    modules = dict(ckpt["modules"])
+    modules["critic"] = {k: v for k, v in modules["critic"].items() if not k.startswith("q.")}
+    v_in = modules["critic"]["v.0.weight"].shape[1]
+    act_dim = modules["critic"]["q_target.0.0.weight"].shape[1] - v_in
+    return atomic_torch_save({"config": ckpt["config"], "obs_dim": v_in, "act_dim": act_dim, "modules": modules}, out)
+
+
+def _load_checkpoint(path, device):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"trained-model file {path} does not exist")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        raise ValueError(f"checkpoint {path} is corrupted ({type(e).__name__}: {e}); delete it to restart") from e
+
+
+def load_trained(path, device=None) -> dict:
+    """{"task", "seed", "config", "critic", "policy", "awr": {T: actor}} from :func:`export_trained`'s file, in eval
+    mode on ``device``."""
+    device = default_device(device)
+    ckpt = _load_checkpoint(path, device)
+    try:
+        cfg = json.loads(ckpt["config"])
+        critic, policy, awr = build_modules(cfg, ckpt["obs_dim"], ckpt["act_dim"], device)
+        critic_state = dict(ckpt["modules"]["critic"])
+        critic_state.update({"q." + k.removeprefix("q_target."): v for k, v in critic_state.items()
+                             if k.startswith("q_target.")})
+        critic.load_state_dict(critic_state)
+        policy.load_state_dict(ckpt["modules"]["cfgrl"])
+        for T, actor in awr.items():
+            actor.load_state_dict(ckpt["modules"][f"awr_T{T:g}"])
+    except (KeyError, RuntimeError, TypeError) as e:
+        raise ValueError(f"{path} is not a trained-model file of this version ({type(e).__name__}: {e})") from e
+    for m in (critic, policy, *awr.values()):
+        m.eval().requires_grad_(False)
+    return {"task": cfg["task"], "seed": cfg["seed"], "config": cfg, "critic": critic, "policy": policy, "awr": awr}
 
 
 def actors_step(policy, awr: dict, optimizer, critic, batch: dict, cfg: dict, generator) -> dict:
@@ -107,6 +170,7 @@ def run(task: str, seed: int, config="smoke", out="runs", data_root=None, device
     """
     domain, task_name = parse_task(task)
     cfg = resolve_config(config)
+    started_with = provenance()   # the code that runs is the code at start, whatever HEAD is when it finishes
     run_dir = Path(out) / task / f"seed{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
     device = default_device(device)
@@ -121,11 +185,7 @@ def run(task: str, seed: int, config="smoke", out="runs", data_root=None, device
     act_dim = D["actions"].shape[1]
 
     torch.manual_seed(seed)
-    critic = IQLCritic(obs_dim, act_dim, hidden_dims=cfg["hidden"]).to(device)
-    policy = FlowPolicy(FlowPolicyConfig(obs_dim=obs_dim, action_dim=act_dim, hidden_dims=cfg["hidden"],
-                                         sample_steps=cfg["sample_steps"]), device=device)
-    awr = {T: GaussianActor(obs_dim, act_dim, hidden_dims=cfg["hidden"], temperature=T).to(device)
-           for T in cfg["temperatures"]}
+    critic, policy, awr = build_modules(cfg, obs_dim, act_dim, device)
     modules = {"critic": critic, "cfgrl": policy, **{f"awr_T{T:g}": a for T, a in awr.items()}}
     optims = {"critic": make_adam(critic.parameters(), cfg["lr"]),
               "actors": make_adam([p for name, m in modules.items() if name != "critic" for p in m.parameters()],
@@ -137,10 +197,7 @@ def run(task: str, seed: int, config="smoke", out="runs", data_root=None, device
     ckpt_path = run_dir / "checkpoint.pt"
     config_json = json.dumps({"task": task, "seed": seed, **cfg}, sort_keys=True)
     if ckpt_path.exists():
-        try:
-            ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-        except Exception as e:
-            raise ValueError(f"checkpoint {ckpt_path} is corrupted ({type(e).__name__}: {e}); delete it to restart") from e
+        ckpt = _load_checkpoint(ckpt_path, device)
         if ckpt.get("config") != config_json:
             raise ValueError(f"{ckpt_path} belongs to another configuration; use another --out or delete it")
         for name, m in modules.items():
@@ -185,7 +242,7 @@ def run(task: str, seed: int, config="smoke", out="runs", data_root=None, device
     # ---- evaluation: validation episodes choose w and T, test episodes are reported
     all_adv = torch.cat([critic.advantage(D["observations"][i:i + 65536], D["actions"][i:i + 65536])
                          for i in range(0, n, 65536)])   # advantage() runs without gradients
-    results = {"task": task, "seed": seed, "config": cfg, "provenance": provenance(),
+    results = {"task": task, "seed": seed, "config": cfg, "provenance": started_with,
                "dataset": {"root": str(root), "transitions": n, "episodes": SIZES[cfg["dataset"]]},
                "positive_fraction": float((all_adv >= 0).float().mean()),
                "advantage_quantiles": {f"{q:g}": float(v) for q, v in

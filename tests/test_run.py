@@ -66,3 +66,20 @@ def test_bad_runner_inputs(tmp_path, data_root):
     with pytest.raises(ValueError, match="checkpoint.pt is corrupted"):
         run("cheetah-run", 0, {"critic_steps": 4, "actor_steps": 4, "checkpoint_every": 2}, out, data_root, "cpu",
             progress=False)
+
+
+def test_export_and_load_trained(tmp_path, data_root):
+    from cfgrl_core.run import export_trained, load_trained
+    import torch
+    r = run("walker-run", 2, "smoke", tmp_path, data_root, device="cpu", progress=False)
+    out = export_trained(tmp_path / "walker-run" / "seed2" / "checkpoint.pt", tmp_path / "trained.pt")
+    t = load_trained(out, "cpu")
+    assert t["task"] == "walker-run" and t["seed"] == 2 and set(t["awr"]) == set(r["config"]["temperatures"])
+    obs = torch.randn(3, 24)
+    a = t["policy"].sample(obs, 1, 2.0, seed=0)
+    assert a.shape == (3, 6) and torch.isfinite(t["critic"].advantage(obs, a)).all()
+    (tmp_path / "bad.pt").write_bytes(b"nope")
+    with pytest.raises(ValueError, match="bad.pt is corrupted"):
+        load_trained(tmp_path / "bad.pt", "cpu")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_trained(tmp_path / "missing.pt", "cpu")
