@@ -1,14 +1,23 @@
 """DeepMind Control environments for the book: walker and cheetah tasks, flat observations, fast rendering.
 
-Importing this module sets ``MUJOCO_GL=egl`` unless the variable is already set (dm_control reads it at import);
-software EGL works on machines without a GPU. Tasks: walker-{stand, walk, run} from the suite, cheetah-run, and
+Importing this module sets ``MUJOCO_GL`` unless it is already set (dm_control reads it at import): ``egl`` when an
+EGL library is found (Mesa's software EGL works on machines without a GPU), else ``osmesa`` when libOSMesa is found. Tasks: walker-{stand, walk, run} from the suite, cheetah-run, and
 cheetah-run_backward (ExORL/URLB's task: the cheetah rewarded for running backwards at the same target speed).
 """
 from __future__ import annotations
 
+import ctypes.util
 import os
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+
+def default_gl_backend() -> str:
+    """egl if an EGL library is installed, else osmesa if libOSMesa is, else egl (and rendering will say why)."""
+    if ctypes.util.find_library("EGL"):
+        return "egl"
+    return "osmesa" if ctypes.util.find_library("OSMesa") else "egl"
+
+
+os.environ.setdefault("MUJOCO_GL", default_gl_backend())
 
 import numpy as np  # noqa: E402
 

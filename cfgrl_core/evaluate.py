@@ -13,8 +13,11 @@ from tqdm.auto import tqdm
 from .envs import flat_observation, make_env
 
 
-def evaluate(act, domain: str, task: str, num_settings: int, seeds, progress: bool = False) -> np.ndarray:
-    """Returns an array (num_settings, len(seeds)) of episode returns.
+def evaluate(act, domain: str, task: str, num_settings: int, seeds, progress: bool = False,
+             record_physics: bool = False, max_steps: int | None = None):
+    """Returns an array (num_settings, len(seeds)) of episode returns; with ``record_physics`` also the simulator
+    states of every episode, (num_settings, len(seeds), T + 1, n_state), for rendering videos. ``max_steps`` cuts
+    every episode short (previews and smoke tests); None runs them to the end.
 
     ``act(obs, setting)`` receives obs as a float32 tensor (M, obs_dim) and setting as a long tensor (M,) and returns
     actions (M, act_dim) in [-1, 1] (tensor or array). Episode ``j`` of every setting uses environment seed
@@ -27,8 +30,11 @@ def evaluate(act, domain: str, task: str, num_settings: int, seeds, progress: bo
     setting = torch.arange(num_settings).repeat_interleave(len(seeds))
     steps = [env.reset() for env in envs]
     returns = np.zeros(len(envs))
+    physics = [[env.physics.get_state().copy()] for env in envs] if record_physics else None
     bar = tqdm(desc=f"evaluate {domain}-{task} ({len(envs)} episodes)", total=1000, disable=not progress)
-    while not all(ts.last() for ts in steps):
+    t = 0
+    while not all(ts.last() for ts in steps) and (max_steps is None or t < max_steps):
+        t += 1
         live = [i for i, ts in enumerate(steps) if not ts.last()]
         obs = torch.from_numpy(np.stack([flat_observation(steps[i].observation) for i in live]))
         actions = act(obs, setting[live])
@@ -36,9 +42,15 @@ def evaluate(act, domain: str, task: str, num_settings: int, seeds, progress: bo
         for row, i in enumerate(live):
             steps[i] = envs[i].step(actions[row])
             returns[i] += steps[i].reward
+            if record_physics:
+                physics[i].append(envs[i].physics.get_state().copy())
         bar.update(1)
     bar.close()
-    return returns.reshape(num_settings, len(seeds))
+    returns = returns.reshape(num_settings, len(seeds))
+    if record_physics:
+        return returns, np.stack([np.stack(p) for p in physics]).reshape(num_settings, len(seeds), -1,
+                                                                          physics[0][0].shape[0])
+    return returns
 
 
 def flow_policy_actor(policy, w_values, seed: int = 0):

@@ -1,22 +1,35 @@
-"""The whole book builds with warnings as errors (-W -n --keep-going), notebooks executed in smoke mode."""
+"""The whole book builds with warnings as errors (-W -n --keep-going), notebooks executed in smoke mode; the static
+guidance player works in a headless browser with no kernel and no network."""
+import io
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import numpy as np
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def test_book_builds_with_warnings_as_errors(tmp_path):
-    env = {**os.environ, "CFGRL_SMOKE": "1", "CFGRL_DATA": str(tmp_path / "data")}
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory):
+    out = tmp_path_factory.mktemp("book")
+    env = {**os.environ, "CFGRL_SMOKE": "1", "CFGRL_DATA": str(out / "data")}
     env.pop("MPLBACKEND", None)   # the kernel must keep its inline backend to embed figures
     jb = Path(sys.executable).with_name("jupyter-book")
-    proc = subprocess.run([str(jb), "build", "-W", "-n", "--keep-going", "--path-output", str(tmp_path), str(ROOT)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run([str(jb), "build", "-W", "-n", "--keep-going", "--path-output", str(out), str(ROOT)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-4000:]
-    html = tmp_path / "_build" / "html"
+    return out / "_build" / "html"
+
+
+def test_book_builds_with_warnings_as_errors(built_book):
+    html = built_book
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     for chapter in toc["chapters"]:
         page = html / f"{chapter['file']}.html"
@@ -27,3 +40,51 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     assert (html / "book" / "intro.html").exists()
     data_page = (html / "book" / "03_offline_data.html").read_text()
     assert data_page.count("<video") >= 6 and "data:video/mp4;base64," in data_page   # inline, no network
+    slider_page = (html / "book" / "06_drag_the_guidance.html").read_text()
+    assert slider_page.count("<video") >= 6 and 'class="cfgrl-player"' in slider_page
+    assert "w = 0: return" in slider_page   # the rollout captions give each rollout's return
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    import matplotlib.image
+
+    return matplotlib.image.imread(io.BytesIO(png), format="png")[..., :3]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (Debian package `chromium`; .ci/run "
+                                             "installs it): the static-slider browser test was skipped")
+def test_static_slider_in_headless_chromium(built_book, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    page_path = built_book / "book" / "06_drag_the_guidance.html"
+    foreign = []   # requests to any other host, which the page may make for fonts/MathJax, but never for the slider
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+
+        def block_other_hosts(route):
+            foreign.append(route.request.url)
+            route.abort()
+
+        page.route(lambda url: not url.startswith(("file:", "data:", "blob:")), block_other_hosts)
+        page.goto(page_path.as_uri(), wait_until="load")
+        player = page.locator(".cfgrl-player").first
+        player.scroll_into_view_if_needed()
+        image = player.locator("img[id$='-img']")
+        rng = player.locator("input[type=range]")
+        shots = []
+        for position in ("0", rng.get_attribute("max")):
+            rng.evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", position)
+            page.wait_for_timeout(200)
+            shots.append(_pixels(image.screenshot()))
+            assert image.get_attribute("src").startswith("data:image/png;base64,")
+        browser.close()
+    a, b = shots
+    assert a.shape == b.shape
+    changed = float((np.abs(a - b).max(-1) > 0.02).mean())
+    print(f"static slider: {changed:.1%} of the plot's pixels changed between the two positions; "
+          f"{len(foreign)} requests to other hosts were blocked (none needed by the player): {foreign[:5]}")
+    assert changed > 0.005, "moving the static slider did not change the plot"

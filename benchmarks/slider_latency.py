@@ -1,0 +1,63 @@
+"""Latency of one guidance-slider update (chapter 6), printed as a table.
+
+Target (issue #5): K = 128 samples x 16 Euler steps with guidance <= 100 ms on 2 CPU cores. For scale: the official
+JAX actor takes about 190 ms for 128 samples x 32 steps on these cores (measured by the issue's author).
+Measures (1) guided sampling alone, at 16 and 32 Euler steps, and (2) a whole slider update: sampling, the critic's Q
+of the samples, and re-rendering the figure to PNG. Uses the shipped walker-run networks when present.
+Usage:  python benchmarks/slider_latency.py [--threads 2] [--repeats 30]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from cfgrl_core.iql import IQLCritic
+from cfgrl_core.network import FlowPolicyConfig
+from cfgrl_core.policy import FlowPolicy
+from cfgrl_core.run import load_trained, trained_asset
+from cfgrl_core.slider import WALKER_ACTIONS, GuidanceView, sampling_latency_ms
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=30)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    path = trained_asset("walker-run")
+    if path.exists():
+        t = load_trained(path, "cpu")
+        policy, critic, source = t["policy"], t["critic"], f"{path.name} ({t['config']['hidden']})"
+    else:
+        torch.manual_seed(0)
+        policy = FlowPolicy(FlowPolicyConfig(obs_dim=24, action_dim=6, hidden_dims=(256, 256, 256)), device="cpu")
+        critic, source = IQLCritic(24, 6, hidden_dims=(256, 256, 256)), "untrained 3x256 networks"
+    states = torch.randn(4, 24, generator=torch.Generator().manual_seed(0))
+    print(f"networks: {source}; torch {torch.__version__}; threads {torch.get_num_threads()}")
+    print("| measurement | median ms | p90 ms |\n|---|---|---|")
+    for steps in (16, 32):
+        r = sampling_latency_ms(policy, states[:1], 3.0, num_samples=128, steps=steps, repeats=args.repeats)
+        print(f"| guided sampling, K=128 x {steps} Euler steps | {r['median_ms']:.1f} | {r['p90_ms']:.1f} |")
+    view = GuidanceView(policy, critic, states, num_samples=128, steps=16, action_names=WALKER_ACTIONS)
+    view.draw(0, 1.0)
+    view.png()   # first render solves the layout, then it is frozen
+    times = {"sample + Q + update artists": [], "render PNG": []}
+    for i in range(args.repeats):
+        w = float(np.linspace(0.5, 10, args.repeats)[i])
+        t0 = time.perf_counter()
+        view.draw(i % 4, w)
+        t1 = time.perf_counter()
+        view.png()
+        t2 = time.perf_counter()
+        times["sample + Q + update artists"].append(1000 * (t1 - t0))
+        times["render PNG"].append(1000 * (t2 - t1))
+    total = np.add(*times.values())
+    for name, v in [*times.items(), ("whole slider update", total)]:
+        print(f"| {name} | {np.median(v):.1f} | {np.quantile(v, 0.9):.1f} |")
+
+
+if __name__ == "__main__":
+    main()
