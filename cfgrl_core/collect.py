@@ -99,6 +99,36 @@ def run_episode(domain: str, env_seed: int, act) -> dict:
             "discount": np.ones((n, 1), np.float32), "physics": np.stack(phys).astype(np.float64)}
 
 
+def _episode_draws(cfg: CollectConfig, snapshots: list, i: int):
+    """The seeded draws that decide episode i: (rng, env seed, snapshot file or None for random actions, sigma).
+    The returned rng goes on to draw the episode's action noise."""
+    rng = np.random.default_rng([cfg.seed, i])
+    env_seed = int(rng.integers(2**31 - 1))
+    if rng.random() < cfg.random_fraction:
+        return rng, env_seed, None, None
+    file = snapshots[int(rng.integers(len(snapshots)))]
+    sigma = cfg.noise_levels[int(rng.integers(len(cfg.noise_levels)))]
+    return rng, env_seed, file, sigma
+
+
+def episode_recipes(domain: str, episodes: int, seed: int = 0) -> list[dict]:
+    """How each episode of the default dataset of ``domain`` was made, recomputed from its seed (the same draws as
+    :func:`collect`): ``{"behaviour": "random" | "<task folder>/<snapshot file>", "sigma": noise scale or None,
+    "snapshot_return": the snapshot's evaluation return or None}``, one dict per episode."""
+    cfg = CollectConfig(domain=domain, episodes=episodes, seed=seed)
+    snapshots = _snapshot_files(cfg)
+    returns = {}
+    for d in {f.parent for f in snapshots}:
+        for snap in json.loads((d / "snapshots.json").read_text())["snapshots"]:
+            returns[d / snap["file"]] = snap.get("eval_return")
+    out = []
+    for i in range(episodes):
+        _, _, file, sigma = _episode_draws(cfg, snapshots, i)
+        out.append({"behaviour": "random" if file is None else f"{file.parent.name}/{file.name}", "sigma": sigma,
+                    "snapshot_return": None if file is None else returns.get(file)})
+    return out
+
+
 def collect(cfg: CollectConfig, root: str | os.PathLike | None = None, progress: bool = True) -> Path:
     """Write ``cfg.episodes`` episodes under ``root/domain/method/buffer``; resumes an interrupted collection.
 
@@ -129,13 +159,10 @@ def collect(cfg: CollectConfig, root: str | os.PathLike | None = None, progress:
     for i in tqdm(range(cfg.episodes), desc=f"collect {cfg.domain}", disable=not progress):
         if f"{i:06d}" in done:
             continue
-        rng = np.random.default_rng([cfg.seed, i])
-        env_seed = int(rng.integers(2**31 - 1))
-        if rng.random() < cfg.random_fraction:
+        rng, env_seed, file, sigma = _episode_draws(cfg, snapshots, i)
+        if file is None:
             act = lambda obs, rng=rng: rng.uniform(-1, 1, act_dim)  # noqa: E731
         else:
-            file = snapshots[int(rng.integers(len(snapshots)))]
-            sigma = cfg.noise_levels[int(rng.integers(len(cfg.noise_levels)))]
             if file not in actors:
                 actors[file] = load_actor(file)[0]
             actor = actors[file]

@@ -53,12 +53,39 @@ def evaluate(act, domain: str, task: str, num_settings: int, seeds, progress: bo
     return returns
 
 
-def flow_policy_actor(policy, w_values, seed: int = 0):
-    """``act`` for :func:`evaluate` that samples a guided flow policy at w = w_values[setting] (one pass for all)."""
+def flow_policy_actor(policy, w_values, seed: int = 0, noise_scale: float = 1.0):
+    """``act`` for :func:`evaluate` that samples a guided flow policy at w = w_values[setting] (one pass for all);
+    ``noise_scale=0`` integrates every action from x_0 = 0 (deterministic)."""
     w_values = torch.as_tensor(w_values, dtype=torch.float32)
     generator = torch.Generator(device=policy.device).manual_seed(seed)
 
     def act(obs, setting):
-        return policy.sample(obs.to(policy.device), 1, w_values[setting].to(policy.device), generator=generator)
+        return policy.sample(obs.to(policy.device), 1, w_values[setting].to(policy.device), generator=generator,
+                             noise_scale=noise_scale)
+
+    return act
+
+
+def gaussian_actors_actor(actors, sample: bool = False, seed: int = 0):
+    """``act`` for :func:`evaluate` with one Gaussian actor per setting: its mean action (the AWR convention) or,
+    with ``sample=True``, a draw from it (clipped to [-1, 1])."""
+    actors = list(actors)
+    device = next(actors[0].parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+
+    @torch.no_grad()
+    def act(obs, setting):
+        obs, setting = obs.to(device), setting.to(device)
+        out = torch.empty(obs.shape[0], actors[0].log_std.shape[0], device=device)
+        for k, actor in enumerate(actors):
+            rows = setting == k
+            if rows.any():
+                if sample:
+                    d = actor.distribution(obs[rows])
+                    out[rows] = (d.mean + d.stddev * torch.randn(d.mean.shape, generator=generator,
+                                                                 device=device)).clamp(-1.0, 1.0)
+                else:
+                    out[rows] = actor.act(obs[rows])
+        return out
 
     return act

@@ -7,6 +7,8 @@ from x_0 ~ N(0, I), then clipped to the action bounds.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -104,6 +106,7 @@ class FlowPolicy(nn.Module):
         generator: torch.Generator | None = None,
         clip: bool = True,
         return_path: bool = False,
+        noise_scale: float = 1.0,
     ):
         """Sample actions from the guided policy pi_w(a|s, c) ∝ pi_hat(a|s) p(c|s,a)^w.
 
@@ -114,6 +117,8 @@ class FlowPolicy(nn.Module):
         steps: Euler steps (default ``config.sample_steps``). seed or generator: the noise source.
         Conditional and unconditional velocities come from ONE batched forward pass of 2 B K rows;
         when every w is 0 (or every w is 1) only the branch needed is evaluated.
+        noise_scale: x_0 ~ N(0, noise_scale^2 I); 1 samples the policy, 0 integrates from x_0 = 0 and gives one
+        deterministic action per state (a "mode-seeking" evaluation, the flow's analogue of a Gaussian's mean).
         """
         obs = self.check_obs(obs)
         batch = obs.shape[0]
@@ -127,6 +132,9 @@ class FlowPolicy(nn.Module):
             raise ValueError(f"num_samples must be an integer >= 1 or None, got {num_samples!r}")
         if seed is not None and generator is not None:
             raise ValueError("pass either seed or generator, not both")
+        if isinstance(noise_scale, bool) or not isinstance(noise_scale, (int, float)) or not (
+                math.isfinite(noise_scale) and noise_scale >= 0):
+            raise ValueError(f"noise_scale must be a finite number >= 0, got {noise_scale!r}")
         if seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(int(seed))
 
@@ -135,7 +143,7 @@ class FlowPolicy(nn.Module):
         cond_r = cond.repeat_interleave(k, dim=0)
         w_r = w.repeat_interleave(k, dim=0)
         n = batch * k
-        x0 = torch.randn(n, self.config.action_dim, generator=generator, device=self.device)
+        x0 = torch.randn(n, self.config.action_dim, generator=generator, device=self.device) * noise_scale
 
         if bool((w_r == 0).all()):
             null = torch.ones(n, dtype=torch.bool, device=self.device)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,15 +41,18 @@ def mean_ci(values) -> tuple[float, float]:
     return float(v.mean()), t_quantile_975(v.size - 1) * float(v.std(ddof=1)) / math.sqrt(v.size)
 
 
-def load_results(root) -> dict[str, list[dict]]:
-    """{task: [results of each seed, ordered by seed]} from ``root/<task>/seed<k>/results.json`` or
-    ``root/<task>/seed<k>.json`` (the committed layout)."""
+def load_results(root, kind: str = "results") -> dict[str, list[dict]]:
+    """{task: [one dict per seed, ordered by seed]} from ``root/<task>/seed<k>/<kind>.json`` (the runner's layout) or
+    ``root/<task>/seed<k>.json`` (``seed<k>.<kind>.json`` for other kinds: the committed layout). ``kind`` is
+    ``results`` or ``ablation`` (see :mod:`cfgrl_core.ablation`)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist")
+    flat = re.compile(r"seed\d+\.json" if kind == "results" else rf"seed\d+\.{kind}\.json")
     found: dict[str, list[dict]] = {}
     for task_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(task_dir.glob("seed*/results.json")) + sorted(task_dir.glob("seed*.json"))
+        files = sorted(task_dir.glob(f"seed*/{kind}.json")) + sorted(
+            f for f in task_dir.glob("seed*.json") if flat.fullmatch(f.name))
         runs = []
         for f in files:
             try:
@@ -58,7 +62,7 @@ def load_results(root) -> dict[str, list[dict]]:
         if runs:
             found[task_dir.name] = sorted(runs, key=lambda r: r["seed"])
     if not found:
-        raise FileNotFoundError(f"no results.json files under {root}")
+        raise FileNotFoundError(f"no {kind}.json files under {root}")
     return found
 
 
@@ -179,3 +183,28 @@ def plot_curves(results: dict[str, list[dict]], fig=None):
         for ax in row:
             ax.grid(alpha=0.3)
     return fig
+
+
+def ablation_table(results: dict[str, list[dict]], ablations: dict[str, list[dict]]) -> str:
+    """Markdown: test return (mean ± 95% CI over seeds) of CFGRL sampled vs integrated from x_0 = 0 at every w, and
+    of AWR's mean action vs samples at every T — the same networks and test episodes (:mod:`cfgrl_core.ablation`)."""
+    lines = []
+    for task, runs in results.items():
+        abl = {a["seed"]: a for a in ablations.get(task, [])}
+        runs = [r for r in runs if r["seed"] in abl]
+        if not runs:
+            continue
+        ws, Ts = list(runs[0]["cfgrl_test"]), list(runs[0]["awr_test"])
+
+        def row(label, keys, values_of):
+            return f"| {label} | " + " | ".join(fmt(mean_ci([np.mean(values_of(r, k)) for r in runs]))
+                                                for k in keys) + " |"
+
+        lines += [f"**{task}** ({len(runs)} seeds)", "",
+                  "| CFGRL | " + " | ".join(f"w={w}" for w in ws) + " |", "|---|" + "---|" * len(ws),
+                  row("sampled, x₀ ~ N(0, I) (as reported)", ws, lambda r, k: r["cfgrl_test"][k]),
+                  row("deterministic, x₀ = 0", ws, lambda r, k: abl[r["seed"]]["cfgrl_deterministic_test"][k]), "",
+                  "| AWR | " + " | ".join(f"T={T}" for T in Ts) + " |", "|---|" + "---|" * len(Ts),
+                  row("mean action (as reported)", Ts, lambda r, k: r["awr_test"][k]),
+                  row("sampled from the Gaussian", Ts, lambda r, k: abl[r["seed"]]["awr_sampled_test"][k]), ""]
+    return "\n".join(lines)

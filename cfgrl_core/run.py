@@ -29,7 +29,7 @@ from .collect import SIZES, default_data_root, ensure_dataset
 from .dataset import load_dataset
 from .device import default_device
 from .envs import check_domain_task
-from .evaluate import evaluate, flow_policy_actor
+from .evaluate import evaluate, flow_policy_actor, gaussian_actors_actor
 from .iql import IQLCritic, critic_step
 from .losses import official_cfgrl_loss
 from .network import FlowPolicyConfig
@@ -108,9 +108,7 @@ def export_trained(checkpoint, out) -> Path:
         raise ValueError(f"{checkpoint} is from an unfinished run (phase {ckpt['state']['phase']} of 2)")
     modules = dict(ckpt["modules"])
     modules["critic"] = {k: v for k, v in modules["critic"].items() if not k.startswith("q.")}
-    v_in = modules["critic"]["v.0.weight"].shape[1]
-    act_dim = modules["critic"]["q_target.0.0.weight"].shape[1] - v_in
-    return atomic_torch_save({"config": ckpt["config"], "obs_dim": v_in, "act_dim": act_dim, "modules": modules}, out)
+    return atomic_torch_save({"config": ckpt["config"], "modules": modules}, out)
 
 
 def _load_checkpoint(path, device):
@@ -124,21 +122,24 @@ def _load_checkpoint(path, device):
 
 
 def load_trained(path, device=None) -> dict:
-    """{"task", "seed", "config", "critic", "policy", "awr": {T: actor}} from :func:`export_trained`'s file, in eval
-    mode on ``device``."""
+    """{"task", "seed", "config", "critic", "policy", "awr": {T: actor}} from :func:`export_trained`'s file or from a
+    finished run's ``checkpoint.pt``, in eval mode on ``device``."""
     device = default_device(device)
     ckpt = _load_checkpoint(path, device)
     try:
         cfg = json.loads(ckpt["config"])
-        critic, policy, awr = build_modules(cfg, ckpt["obs_dim"], ckpt["act_dim"], device)
         critic_state = dict(ckpt["modules"]["critic"])
-        critic_state.update({"q." + k.removeprefix("q_target."): v for k, v in critic_state.items()
-                             if k.startswith("q_target.")})
+        v_in = critic_state["v.0.weight"].shape[1]
+        act_dim = critic_state["q_target.0.0.weight"].shape[1] - v_in
+        critic, policy, awr = build_modules(cfg, v_in, act_dim, device)
+        if not any(k.startswith("q.") for k in critic_state):   # exported: online heads = target heads
+            critic_state.update({"q." + k.removeprefix("q_target."): v for k, v in critic_state.items()
+                                 if k.startswith("q_target.")})
         critic.load_state_dict(critic_state)
         policy.load_state_dict(ckpt["modules"]["cfgrl"])
         for T, actor in awr.items():
             actor.load_state_dict(ckpt["modules"][f"awr_T{T:g}"])
-    except (KeyError, RuntimeError, TypeError) as e:
+    except (KeyError, RuntimeError, TypeError, AttributeError) as e:
         raise ValueError(f"{path} is not a trained-model file of this version ({type(e).__name__}: {e})") from e
     for m in (critic, policy, *awr.values()):
         m.eval().requires_grad_(False)
@@ -257,18 +258,7 @@ def run(task: str, seed: int, config="smoke", out="runs", data_root=None, device
         seeds = [base + 1000 * seed + j for j in range(count)]
         cf = evaluate(flow_policy_actor(policy, cfg["w_values"], seed=seed), domain, task_name,
                       len(cfg["w_values"]), seeds)
-        actors = list(awr.values())
-
-        def awr_act(obs, setting, actors=actors):
-            obs = obs.to(device)
-            out = torch.empty(obs.shape[0], act_dim, device=device)
-            for k, actor in enumerate(actors):
-                rows = setting.to(device) == k
-                if rows.any():
-                    out[rows] = actor.act(obs[rows])
-            return out
-
-        aw = evaluate(awr_act, domain, task_name, len(actors), seeds)
+        aw = evaluate(gaussian_actors_actor(awr.values()), domain, task_name, len(awr), seeds)
         results[f"cfgrl_{split}"] = {f"{w:g}": cf[i].tolist() for i, w in enumerate(cfg["w_values"])}
         results[f"awr_{split}"] = {f"{T:g}": aw[i].tolist() for i, T in enumerate(cfg["temperatures"])}
     best_w = max(results["cfgrl_val"], key=lambda w: np.mean(results["cfgrl_val"][w]))

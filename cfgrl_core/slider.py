@@ -139,13 +139,18 @@ class GuidanceView:
         return summary
 
     def png(self) -> bytes:
-        """The figure as PNG. The constrained layout is solved on the first call and then frozen (axes limits and
-        labels keep their size), which makes later renders several times faster."""
-        buf = io.BytesIO()
-        self.fig.savefig(buf, format="png")
+        """The figure as PNG: one Agg draw and a fast PNG encoding. The constrained layout is solved on the first
+        call and then frozen (axes keep their place), which makes later renders several times faster."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from PIL import Image
+
+        canvas = self.fig.canvas if isinstance(self.fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(self.fig)
+        canvas.draw()
         if not self._layout_fixed:
             self.fig.set_layout_engine("none")
             self._layout_fixed = True
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]).save(buf, format="png", compress_level=1)
         return buf.getvalue()
 
 

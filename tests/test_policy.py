@@ -147,3 +147,18 @@ def test_fast_mish_matches_torch_values_and_gradients():
     g_ref, = torch.autograd.grad(ref.sum(), x)
     assert torch.allclose(g_ours, g_ref, atol=1e-10)
     assert torch.autograd.gradcheck(Mish(), (torch.randn(8, dtype=torch.float64, requires_grad=True),))
+
+
+def test_noise_scale_zero_gives_one_deterministic_action():
+    from cfgrl_core.network import FlowPolicyConfig
+    from cfgrl_core.policy import FlowPolicy
+    torch.manual_seed(0)
+    policy = FlowPolicy(FlowPolicyConfig(obs_dim=3, action_dim=2, hidden_dims=(16,)), device="cpu")
+    obs = torch.randn(4, 3)
+    a = policy.sample(obs, 1, 2.0, num_samples=5, seed=0, noise_scale=0.0)
+    b = policy.sample(obs, 1, 2.0, num_samples=5, seed=1, noise_scale=0.0)
+    assert torch.equal(a, b) and torch.allclose(a, a[:, :1].expand_as(a))
+    assert not torch.equal(policy.sample(obs, 1, 2.0, seed=0), policy.sample(obs, 1, 2.0, seed=1))
+    for bad in (-1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="noise_scale must be a finite number >= 0"):
+            policy.sample(obs, 1, 2.0, noise_scale=bad)

@@ -83,3 +83,13 @@ def test_export_and_load_trained(tmp_path, data_root):
         load_trained(tmp_path / "bad.pt", "cpu")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_trained(tmp_path / "missing.pt", "cpu")
+
+
+def test_ablation_reevaluates_a_finished_run(tmp_path, data_root):
+    from cfgrl_core.ablation import ablate
+    from cfgrl_core.results import ablation_table, load_results
+    run("cheetah-run", 3, "smoke", tmp_path, data_root, device="cpu", progress=False)
+    a = ablate(tmp_path / "cheetah-run" / "seed3", "cpu")
+    assert set(a["cfgrl_deterministic_test"]) == {"0", "1", "3"} and set(a["awr_sampled_test"]) == {"1", "10"}
+    table = ablation_table(load_results(tmp_path), load_results(tmp_path, "ablation"))
+    assert "deterministic, x₀ = 0" in table and "sampled from the Gaussian" in table
