@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[control,book,dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cfgrl)" >/dev/null
 	# ipywidgets 7.7.1 (what Colab ships) beside the venv's 8.x: the slider test runs the helper under both
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target .cache/ipywidgets7 --no-deps \
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade --target .cache/ipywidgets7 --no-deps \
 		ipywidgets==7.7.1 ipython_genutils==0.2.0
 	touch $(STAMP)
 

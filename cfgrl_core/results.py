@@ -127,7 +127,7 @@ def sweep_table(results: dict[str, list[dict]]) -> str:
 
 def plot_sweeps(results: dict[str, list[dict]], fig=None):
     """One row per task: CFGRL's test return against w (mean and 95% band over seeds, thin lines per seed, flow BC
-    dashed) and, beside it on the same y-axis, AWR's against T."""
+    dashed) and, beside it on the same y-axis, AWR's against T. Bands are clipped to [0, 1000]."""
     import matplotlib.pyplot as plt
 
     tasks = list(results)
@@ -144,7 +144,8 @@ def plot_sweeps(results: dict[str, list[dict]], fig=None):
                 ax.plot(x, [np.mean(r[f"{method}_test"][k]) for k in keys], color=color, alpha=0.25, lw=1)
             m = np.array([a[method][k][0] for k in keys])
             h = np.nan_to_num(np.array([a[method][k][1] for k in keys]))
-            ax.fill_between(x, m - h, m + h, color=color, alpha=0.2, lw=0)
+            # the band is clipped to the possible range of a DMC return, [0, 1000]
+            ax.fill_between(x, np.clip(m - h, 0, 1000), np.clip(m + h, 0, 1000), color=color, alpha=0.2, lw=0)
             ax.plot(x, m, "o-", color=color, lw=2, label="CFGRL" if method == "cfgrl" else "AWR")
             ax.axhline(a["flow_bc"][0], color="0.4", ls="--", lw=1, label="flow BC (w = 0)")
             ax.set_xticks(x, keys)
