@@ -59,11 +59,13 @@ def test_static_slider_in_headless_chromium(built_book, tmp_path):
     page_path = built_book / "book" / "06_drag_the_guidance.html"
     foreign = []   # requests to any other host, which the page may make for fonts/MathJax, but never for the slider
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
+        # a fresh profile (--user-data-dir) per run, as Playwright wants it passed
+        browser = p.chromium.launch_persistent_context(
+            tempfile.mkdtemp(dir=tmp_path), executable_path=CHROMIUM, headless=True,
+            viewport={"width": 1280, "height": 1600},
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+                  "--disable-sync", "--no-first-run"])
+        page = browser.new_page()
 
         def block_other_hosts(route):
             foreign.append(route.request.url)
@@ -85,6 +87,8 @@ def test_static_slider_in_headless_chromium(built_book, tmp_path):
     a, b = shots
     assert a.shape == b.shape
     changed = float((np.abs(a - b).max(-1) > 0.02).mean())
-    print(f"static slider: {changed:.1%} of the plot's pixels changed between the two positions; "
-          f"{len(foreign)} requests to other hosts were blocked (none needed by the player): {foreign[:5]}")
+    report = (f"static slider: {changed:.1%} of the plot's pixels changed between the two positions; "
+              f"{len(foreign)} requests to other hosts were blocked (none needed by the player): {foreign[:5]}")
+    print(report)
+    (built_book.parent / "browser-test.txt").write_text(report + "\n")
     assert changed > 0.005, "moving the static slider did not change the plot"
