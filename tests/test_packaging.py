@@ -59,3 +59,19 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make book" in readme
     assert re.search(r"^make test$", (ROOT / ".ci/run").read_text(), re.M)
+
+
+def test_package_data_ships_every_asset():
+    """Colab installs the package from git: the results, trained networks and snapshots the chapters read must be
+    in the wheel, i.e. matched by a package-data pattern."""
+    import fnmatch
+    import subprocess
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["cfgrl_core"]
+    tracked = subprocess.run(["git", "ls-files", "cfgrl_core/assets"], cwd=ROOT, capture_output=True, text=True)
+    files = [f.removeprefix("cfgrl_core/") for f in tracked.stdout.split()]
+    if tracked.returncode != 0 or not files:
+        files = [str(p.relative_to(ROOT / "cfgrl_core")) for p in (ROOT / "cfgrl_core" / "assets").rglob("*")
+                 if p.is_file()]
+    missing = [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)]
+    assert files and not missing, missing

@@ -1,0 +1,204 @@
+"""Make offline datasets in ExORL's on-disk layout from DeepMind Control.
+
+Recipe ("td3_snapshots"): a TD3 run on a task of the domain left actor snapshots from random initialisation to
+competent behaviour (``cfgrl_core/assets/td3/<domain>_<task>/``, made by ``python -m cfgrl_core.td3``; the
+commands and returns are in each folder's ``snapshots.json``). Episode i of the dataset is, with probability
+``random_fraction``, uniformly random actions, and otherwise a snapshot drawn uniformly from all of the domain's
+snapshots, acting with Gaussian noise of a scale drawn from ``noise_levels``:  a = clip(pi_k(s) + sigma eps, -1, 1).
+The result spans near-random to competent behaviour with the best episodes far above the mean.
+
+Layout: ``{root}/{domain}/{method}/buffer/episode_{i:06d}_{T}.npz`` with keys observation (T+1, obs),
+action (T+1, act; row 0 zeros), reward (T+1, 1; row 0 zero), discount (T+1, 1), physics (T+1, n_state).
+Each episode is written atomically (temporary file + rename), so an interrupted collection resumes where it
+stopped and never leaves a half-written episode. Episode i depends only on (seed, i): the same seed gives the same
+files, whatever the interruptions.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .atomic import atomic_write, atomic_write_text
+from .envs import DOMAIN_TASKS, check_domain_task, flat_observation, make_env
+from .provenance import provenance
+
+ASSETS = Path(__file__).resolve().parent / "assets" / "td3"
+DATA_ENV = "CFGRL_DATA"
+#: Named sizes: episodes per domain (1000 steps each).
+SIZES = {"smoke": 3, "book": 200}
+
+
+def default_data_root() -> Path:
+    """$CFGRL_DATA, else ~/.cache/cfgrl/datasets."""
+    return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "cfgrl" / "datasets")
+
+
+@dataclass
+class CollectConfig:
+    domain: str = "walker"
+    episodes: int = SIZES["book"]
+    seed: int = 0
+    method: str = "td3_snapshots"
+    random_fraction: float = 0.1
+    noise_levels: tuple = (0.0, 0.1, 0.3, 0.6)
+    snapshot_dirs: list = field(default_factory=list)   # default: every assets/td3/<domain>_* folder
+
+    def __post_init__(self):
+        check_domain_task(self.domain)
+        if isinstance(self.episodes, bool) or not isinstance(self.episodes, int) or self.episodes < 1:
+            raise ValueError(f"episodes must be an integer >= 1, got {self.episodes!r}")
+        if not 0.0 <= self.random_fraction <= 1.0:
+            raise ValueError(f"random_fraction must lie in [0, 1], got {self.random_fraction!r}")
+        self.noise_levels = tuple(float(x) for x in self.noise_levels)
+        if not self.snapshot_dirs:
+            self.snapshot_dirs = sorted(str(p.relative_to(ASSETS.parent.parent)) for p in ASSETS.glob(f"{self.domain}_*")
+                                        if (p / "snapshots.json").exists())
+
+
+def _snapshot_files(cfg: CollectConfig) -> list[Path]:
+    root = ASSETS.parent.parent
+    files = []
+    for d in cfg.snapshot_dirs:
+        d = Path(d) if Path(d).is_absolute() else root / d
+        if not (d / "snapshots.json").exists():
+            raise FileNotFoundError(f"snapshot folder {d} has no snapshots.json (make it with python -m cfgrl_core.td3)")
+        files += [d / s["file"] for s in json.loads((d / "snapshots.json").read_text())["snapshots"]]
+    return files
+
+
+def write_episode_atomic(path: Path, episode: dict) -> None:
+    atomic_write(path, lambda f: np.savez_compressed(f, **episode))
+
+
+#: The task whose live reward is stored in the files; any other task of the domain is a relabelling away.
+COLLECT_TASK = "run"
+
+
+def run_episode(domain: str, env_seed: int, act) -> dict:
+    """Roll out ``act(obs) -> action`` for one episode; return it in ExORL's per-episode format."""
+    env = make_env(domain, COLLECT_TASK, env_seed)
+    ts = env.reset()
+    act_dim = env.action_spec().shape[0]
+    obs, acts, rews, phys = [flat_observation(ts.observation)], [np.zeros(act_dim, np.float32)], [0.0], \
+        [env.physics.get_state().copy()]
+    while not ts.last():
+        a = np.asarray(act(obs[-1]), dtype=np.float32)
+        ts = env.step(a)
+        obs.append(flat_observation(ts.observation))
+        acts.append(a)
+        rews.append(ts.reward)
+        phys.append(env.physics.get_state().copy())
+    n = len(obs)
+    return {"observation": np.stack(obs), "action": np.stack(acts), "reward": np.asarray(rews, np.float32)[:, None],
+            "discount": np.ones((n, 1), np.float32), "physics": np.stack(phys).astype(np.float64)}
+
+
+def _episode_draws(cfg: CollectConfig, snapshots: list, i: int):
+    """The seeded draws that decide episode i: (rng, env seed, snapshot file or None for random actions, sigma).
+    The returned rng goes on to draw the episode's action noise."""
+    rng = np.random.default_rng([cfg.seed, i])
+    env_seed = int(rng.integers(2**31 - 1))
+    if rng.random() < cfg.random_fraction:
+        return rng, env_seed, None, None
+    file = snapshots[int(rng.integers(len(snapshots)))]
+    sigma = cfg.noise_levels[int(rng.integers(len(cfg.noise_levels)))]
+    return rng, env_seed, file, sigma
+
+
+def episode_recipes(domain: str, episodes: int, seed: int = 0) -> list[dict]:
+    """How each episode of the default dataset of ``domain`` was made, recomputed from its seed (the same draws as
+    :func:`collect`): ``{"behaviour": "random" | "<task folder>/<snapshot file>", "sigma": noise scale or None,
+    "snapshot_return": the snapshot's evaluation return or None}``, one dict per episode."""
+    cfg = CollectConfig(domain=domain, episodes=episodes, seed=seed)
+    snapshots = _snapshot_files(cfg)
+    returns = {}
+    for d in {f.parent for f in snapshots}:
+        for snap in json.loads((d / "snapshots.json").read_text())["snapshots"]:
+            returns[d / snap["file"]] = snap.get("eval_return")
+    out = []
+    for i in range(episodes):
+        _, _, file, sigma = _episode_draws(cfg, snapshots, i)
+        out.append({"behaviour": "random" if file is None else f"{file.parent.name}/{file.name}", "sigma": sigma,
+                    "snapshot_return": None if file is None else returns.get(file)})
+    return out
+
+
+def collect(cfg: CollectConfig, root: str | os.PathLike | None = None, progress: bool = True) -> Path:
+    """Write ``cfg.episodes`` episodes under ``root/domain/method/buffer``; resumes an interrupted collection.
+
+    Refuses to add to a buffer made with a different configuration (the manifest collect_config.json says which).
+    """
+    from .td3 import load_actor
+
+    root = Path(root) if root is not None else default_data_root()
+    out = root / cfg.domain / cfg.method
+    buffer = out / "buffer"
+    buffer.mkdir(parents=True, exist_ok=True)
+    manifest = out / "collect_config.json"
+    wanted = {k: v for k, v in asdict(cfg).items() if k != "episodes"}
+    if manifest.exists():
+        have = json.loads(manifest.read_text())["config"]
+        if {k: (tuple(v) if isinstance(v, list) else v) for k, v in have.items() if k != "episodes"} != \
+                {k: (tuple(v) if isinstance(v, list) else v) for k, v in wanted.items()}:
+            raise ValueError(f"{out} holds a dataset made with another configuration ({have}); "
+                             f"use another root or delete it")
+    atomic_write_text(manifest, json.dumps({"config": asdict(cfg), "provenance": provenance()}, indent=1))
+
+    snapshots = _snapshot_files(cfg)
+    if not snapshots and cfg.random_fraction < 1.0:
+        raise FileNotFoundError(f"no TD3 snapshots for domain {cfg.domain!r} under {ASSETS}")
+    actors: dict = {}
+    act_dim = make_env(cfg.domain, COLLECT_TASK, 0).action_spec().shape[0]
+    done = {p.name.split("_")[1] for p in buffer.glob("episode_*.npz")}
+    for i in tqdm(range(cfg.episodes), desc=f"collect {cfg.domain}", disable=not progress):
+        if f"{i:06d}" in done:
+            continue
+        rng, env_seed, file, sigma = _episode_draws(cfg, snapshots, i)
+        if file is None:
+            act = lambda obs, rng=rng: rng.uniform(-1, 1, act_dim)  # noqa: E731
+        else:
+            if file not in actors:
+                actors[file] = load_actor(file)[0]
+            actor = actors[file]
+
+            def act(obs, actor=actor, sigma=sigma, rng=rng):
+                with torch.no_grad():
+                    a = actor(torch.from_numpy(obs)[None])[0].numpy()
+                return np.clip(a + sigma * rng.standard_normal(a.shape), -1, 1)
+        episode = run_episode(cfg.domain, env_seed, act)
+        write_episode_atomic(buffer / f"episode_{i:06d}_{episode['action'].shape[0] - 1}.npz", episode)
+    return out
+
+
+def ensure_dataset(domain: str, episodes: int | str = "book", root=None, seed: int = 0, progress: bool = True) -> Path:
+    """The dataset root holding at least ``episodes`` (a number or a name in SIZES) episodes of ``domain``,
+    collecting only the missing ones. Returns the root to pass to :func:`cfgrl_core.dataset.load_dataset`."""
+    n = SIZES[episodes] if isinstance(episodes, str) else episodes
+    root = Path(root) if root is not None else default_data_root()
+    collect(CollectConfig(domain=domain, episodes=n, seed=seed), root, progress=progress)
+    return root
+
+
+def main(argv=None):
+    import argparse
+
+    p = argparse.ArgumentParser(description="Make an ExORL-layout offline dataset for a DMC domain.")
+    p.add_argument("--domain", required=True, choices=sorted(DOMAIN_TASKS))
+    p.add_argument("--size", default="book", choices=sorted(SIZES), help="named number of episodes")
+    p.add_argument("--episodes", type=int, default=None, help="overrides --size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--root", default=None, help=f"dataset root (default: ${DATA_ENV} or ~/.cache/cfgrl/datasets)")
+    args = p.parse_args(argv)
+    episodes = args.episodes if args.episodes is not None else SIZES[args.size]
+    out = collect(CollectConfig(domain=args.domain, episodes=episodes, seed=args.seed), args.root)
+    print(f"dataset written to {out}")
+
+
+if __name__ == "__main__":
+    main()

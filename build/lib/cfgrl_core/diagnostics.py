@@ -1,0 +1,56 @@
+"""Checks of the critic and its labels against what we know about the data (chapter 4's investigation).
+
+Our datasets record how each episode was made (:func:`cfgrl_core.collect.episode_recipes`): random actions, or a TD3
+snapshot of known return acting with Gaussian noise sigma. A useful critic should give positive labels o = 1[A >= 0]
+more often to low-noise actions of good snapshots, and its Q should track the discounted return actually obtained.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def discounted_returns_to_go(rewards: np.ndarray, episode_ids: np.ndarray, gamma: float) -> np.ndarray:
+    """G_t = sum_{k >= t} gamma^(k-t) r_k within each episode (truncated at the episode's end; DMC has no terminals)."""
+    g = np.zeros(len(rewards), np.float64)
+    running, current = 0.0, None
+    for t in range(len(rewards) - 1, -1, -1):
+        if episode_ids[t] != current:
+            running, current = 0.0, episode_ids[t]
+        running = rewards[t] + gamma * running
+        g[t] = running
+    return g
+
+
+@torch.no_grad()
+def critic_on_dataset(critic, data: dict, chunk: int = 65536) -> dict:
+    """Q = min_i Qbar_i(s, a), V(s) and A = Q - V on every transition (numpy arrays)."""
+    obs, act = torch.as_tensor(data["observations"]), torch.as_tensor(data["actions"])
+    q, v = [], []
+    for i in range(0, len(obs), chunk):
+        q.append(critic.q_values(obs[i:i + chunk], act[i:i + chunk]))
+        v.append(critic.value(obs[i:i + chunk]))
+    q, v = torch.cat(q).numpy(), torch.cat(v).numpy()
+    return {"q": q, "v": v, "advantage": q - v}
+
+
+def labels_by_behaviour(advantage: np.ndarray, episode_ids: np.ndarray, recipes: list[dict]) -> list[dict]:
+    """Positive-label fraction and mean advantage per kind of behaviour: random actions, then each noise scale
+    sigma of the snapshot episodes (split by snapshot return at the median into weaker and stronger snapshots)."""
+    returns = [r["snapshot_return"] for r in recipes if r["snapshot_return"] is not None]
+    median = float(np.median(returns)) if returns else 0.0
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(recipes):
+        if r["sigma"] is None:
+            key = "random actions"
+        else:
+            strength = "stronger" if r["snapshot_return"] >= median else "weaker"
+            key = f"{strength} snapshots, sigma = {r['sigma']:g}"
+        groups.setdefault(key, []).append(i)
+    rows = []
+    for key in sorted(groups, key=lambda k: (k != "random actions", k)):
+        mask = np.isin(episode_ids, groups[key])
+        rows.append({"behaviour": key, "episodes": len(groups[key]), "transitions": int(mask.sum()),
+                     "positive_fraction": float((advantage[mask] >= 0).mean()),
+                     "mean_advantage": float(advantage[mask].mean())})
+    return rows

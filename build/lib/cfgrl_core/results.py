@@ -1,0 +1,211 @@
+"""Reading, aggregating and plotting the runner's results files (``results.json`` per task and seed).
+
+Every number is a mean over the *test* episodes of one seed; seeds are then aggregated as
+
+    mean over seeds  ±  t_{0.975, n-1} · sd / sqrt(n)          (a 95% confidence interval over n seeds).
+
+The headline CFGRL w and AWR T of each seed are the ones with the best *validation* return (separate episodes), so the
+reported numbers are not the maximum over settings on the reported episodes. For comparison, :func:`aggregate` also
+gives that optimistic protocol of the official code (max over settings on the test episodes).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+# two-sided 95% Student-t quantiles t_{0.975, df}
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+         15: 2.131, 20: 2.086, 30: 2.042}
+
+
+def t_quantile_975(df: int) -> float:
+    """t_{0.975, df} (looked up; the nearest smaller tabulated df is conservative; 1.96 beyond 30)."""
+    if df < 1:
+        return float("nan")
+    if df > 30:
+        return 1.96
+    return _T975[max(k for k in _T975 if k <= df)]
+
+
+def mean_ci(values) -> tuple[float, float]:
+    """(mean, half-width of the 95% t-interval); half-width nan for a single value."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        raise ValueError("mean_ci needs at least one value")
+    if v.size == 1:
+        return float(v[0]), float("nan")
+    return float(v.mean()), t_quantile_975(v.size - 1) * float(v.std(ddof=1)) / math.sqrt(v.size)
+
+
+def load_results(root, kind: str = "results") -> dict[str, list[dict]]:
+    """{task: [one dict per seed, ordered by seed]} from ``root/<task>/seed<k>/<kind>.json`` (the runner's layout) or
+    ``root/<task>/seed<k>.json`` (``seed<k>.<kind>.json`` for other kinds: the committed layout). ``kind`` is
+    ``results`` or ``ablation`` (see :mod:`cfgrl_core.ablation`)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"results folder {root} does not exist")
+    flat = re.compile(r"seed\d+\.json" if kind == "results" else rf"seed\d+\.{kind}\.json")
+    found: dict[str, list[dict]] = {}
+    for task_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(task_dir.glob(f"seed*/{kind}.json")) + sorted(
+            f for f in task_dir.glob("seed*.json") if flat.fullmatch(f.name))
+        runs = []
+        for f in files:
+            try:
+                runs.append(json.loads(f.read_text()))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"results file {f} is not valid JSON ({e})") from e
+        if runs:
+            found[task_dir.name] = sorted(runs, key=lambda r: r["seed"])
+    if not found:
+        raise FileNotFoundError(f"no {kind}.json files under {root}")
+    return found
+
+
+def _per_seed_means(runs, key) -> dict[str, np.ndarray]:
+    settings = list(runs[0][key])
+    return {s: np.array([np.mean(r[key][s]) for r in runs]) for s in settings}
+
+
+def aggregate(runs: list[dict]) -> dict:
+    """Summary of one task's seeds: per-setting mean ± CI for CFGRL (per w) and AWR (per T), flow BC, the
+    validation-chosen headline of each method, and the optimistic max-over-settings-on-test numbers."""
+    out = {"seeds": [r["seed"] for r in runs]}
+    for method in ("cfgrl", "awr"):
+        test = _per_seed_means(runs, f"{method}_test")
+        out[method] = {s: mean_ci(v) for s, v in test.items()}
+        # headline: per seed, the setting with the best validation mean, scored on test
+        chosen = [max(r[f"{method}_val"], key=lambda s: np.mean(r[f"{method}_val"][s])) for r in runs]
+        out[f"{method}_chosen"] = chosen
+        out[f"{method}_headline"] = mean_ci([np.mean(r[f"{method}_test"][s]) for r, s in zip(runs, chosen)])
+        out[f"{method}_max_on_test"] = mean_ci([max(np.mean(v) for v in r[f"{method}_test"].values()) for r in runs])
+    out["flow_bc"] = out["cfgrl"]["0"]
+    out["positive_fraction"] = mean_ci([r["positive_fraction"] for r in runs])
+    out["train_wall_s"] = mean_ci([r["train_wall_s"] for r in runs])
+    out["eval_wall_s"] = mean_ci([r["eval_wall_s"] for r in runs])
+    return out
+
+
+def fmt(mean_and_ci, digits: int = 0) -> str:
+    m, h = mean_and_ci
+    return f"{m:.{digits}f}" if not np.isfinite(h) else f"{m:.{digits}f} ± {h:.{digits}f}"
+
+
+def results_table(results: dict[str, list[dict]], paper: dict | None = None) -> str:
+    """A Markdown table in the form of the paper's Table 1 (AWR vs CFGRL with the same critic), plus flow BC and the
+    optimistic protocol. ``paper`` maps task -> (AWR, CFGRL) numbers to print beside ours."""
+    head = "| task | seeds | flow BC (w=0) | AWR (T chosen on val) | CFGRL (w chosen on val) | " \
+           "AWR / CFGRL, max on test | paper AWR / CFGRL |"
+    lines = [head, "|" + "---|" * 7]
+    for task, runs in results.items():
+        a = aggregate(runs)
+        p = (paper or {}).get(task)
+        lines.append(f"| {task} | {len(runs)} | {fmt(a['flow_bc'])} | {fmt(a['awr_headline'])} "
+                     f"(T={','.join(a['awr_chosen'])}) | {fmt(a['cfgrl_headline'])} (w={','.join(a['cfgrl_chosen'])})"
+                     f" | {fmt(a['awr_max_on_test'])} / {fmt(a['cfgrl_max_on_test'])} | "
+                     f"{'%s / %s' % p if p else '—'} |")
+    return "\n".join(lines)
+
+
+def sweep_table(results: dict[str, list[dict]]) -> str:
+    """Markdown: test return (mean ± 95% CI over seeds) at every w and every T."""
+    lines = []
+    for task, runs in results.items():
+        a = aggregate(runs)
+        ws, Ts = list(a["cfgrl"]), list(a["awr"])
+        lines += [f"**{task}** ({len(runs)} seeds)", "",
+                  "| | " + " | ".join(f"w={w}" for w in ws) + " | " + " | ".join(f"T={T}" for T in Ts) + " |",
+                  "|---|" + "---|" * (len(ws) + len(Ts)),
+                  "| test return | " + " | ".join(fmt(a["cfgrl"][w]) for w in ws) + " | "
+                  + " | ".join(fmt(a["awr"][T]) for T in Ts) + " |", ""]
+    return "\n".join(lines)
+
+
+def plot_sweeps(results: dict[str, list[dict]], fig=None):
+    """One row per task: CFGRL's test return against w (mean and 95% band over seeds, thin lines per seed, flow BC
+    dashed) and, beside it on the same y-axis, AWR's against T. Bands are clipped to [0, 1000]."""
+    import matplotlib.pyplot as plt
+
+    tasks = list(results)
+    if fig is None:
+        fig = plt.figure(figsize=(10, 3.4 * len(tasks)), layout="constrained")
+    axes = fig.subplots(len(tasks), 2, squeeze=False, sharey="row", width_ratios=[1.6, 1])
+    for row, task in zip(axes, tasks):
+        runs, a = results[task], aggregate(results[task])
+        for ax, method, label, color in ((row[0], "cfgrl", "guidance weight w", "C0"),
+                                         (row[1], "awr", "AWR temperature T = 1/β", "C1")):
+            keys = list(a[method])
+            x = np.arange(len(keys))
+            for r in runs:
+                ax.plot(x, [np.mean(r[f"{method}_test"][k]) for k in keys], color=color, alpha=0.25, lw=1)
+            m = np.array([a[method][k][0] for k in keys])
+            h = np.nan_to_num(np.array([a[method][k][1] for k in keys]))
+            # the band is clipped to the possible range of a DMC return, [0, 1000]
+            ax.fill_between(x, np.clip(m - h, 0, 1000), np.clip(m + h, 0, 1000), color=color, alpha=0.2, lw=0)
+            ax.plot(x, m, "o-", color=color, lw=2, label="CFGRL" if method == "cfgrl" else "AWR")
+            ax.axhline(a["flow_bc"][0], color="0.4", ls="--", lw=1, label="flow BC (w = 0)")
+            ax.set_xticks(x, keys)
+            ax.set_xlabel(label)
+            ax.grid(alpha=0.3)
+            ax.legend(loc="lower right", fontsize=8)
+        row[0].set_ylabel(f"{task}\ntest return")
+        row[0].set_title(f"{task}: CFGRL, one network, w chosen at test time", fontsize=10)
+        row[1].set_title(f"{task}: AWR, one network per T", fontsize=10)
+    return fig
+
+
+def plot_curves(results: dict[str, list[dict]], fig=None):
+    """Training curves logged by the runner: IQL losses, then the CFGRL and AWR actor losses (seed 0 of each task)."""
+    import matplotlib.pyplot as plt
+
+    tasks = list(results)
+    if fig is None:
+        fig = plt.figure(figsize=(10, 2.8 * len(tasks)), layout="constrained")
+    axes = fig.subplots(len(tasks), 3, squeeze=False)
+    for row, task in zip(axes, tasks):
+        for r in results[task]:
+            critic, actors = r["curves"]["critic"], r["curves"]["actors"]
+            style = dict(alpha=0.8, lw=1)
+            row[0].plot([c["step"] for c in critic], [c["q_loss"] for c in critic], color="C3", **style)
+            row[0].plot([c["step"] for c in critic], [c["v_loss"] for c in critic], color="C2", **style)
+            row[1].plot([c["step"] for c in actors], [c["cfgrl_loss"] for c in actors], color="C0", **style)
+            for i, key in enumerate(k for k in actors[0] if k.startswith("awr_")):
+                row[2].plot([c["step"] for c in actors], [c[key] for c in actors], color=f"C{i + 4}",
+                            label=key.removeprefix("awr_").removesuffix("_loss") if r is results[task][0] else None,
+                            **style)
+        row[0].set(title=f"{task}: IQL critic (red Q, green V)", yscale="log", xlabel="critic step")
+        row[1].set(title="CFGRL flow loss", xlabel="actor step")
+        row[2].set(title="AWR weighted NLL per T", xlabel="actor step")
+        row[2].legend(fontsize=7)
+        for ax in row:
+            ax.grid(alpha=0.3)
+    return fig
+
+
+def ablation_table(results: dict[str, list[dict]], ablations: dict[str, list[dict]]) -> str:
+    """Markdown: test return (mean ± 95% CI over seeds) of CFGRL sampled vs integrated from x_0 = 0 at every w, and
+    of AWR's mean action vs samples at every T — the same networks and test episodes (:mod:`cfgrl_core.ablation`)."""
+    lines = []
+    for task, runs in results.items():
+        abl = {a["seed"]: a for a in ablations.get(task, [])}
+        runs = [r for r in runs if r["seed"] in abl]
+        if not runs:
+            continue
+        ws, Ts = list(runs[0]["cfgrl_test"]), list(runs[0]["awr_test"])
+
+        def row(label, keys, values_of):
+            return f"| {label} | " + " | ".join(fmt(mean_ci([np.mean(values_of(r, k)) for r in runs]))
+                                                for k in keys) + " |"
+
+        lines += [f"**{task}** ({len(runs)} seeds)", "",
+                  "| CFGRL | " + " | ".join(f"w={w}" for w in ws) + " |", "|---|" + "---|" * len(ws),
+                  row("sampled, x₀ ~ N(0, I) (as reported)", ws, lambda r, k: r["cfgrl_test"][k]),
+                  row("deterministic, x₀ = 0", ws, lambda r, k: abl[r["seed"]]["cfgrl_deterministic_test"][k]), "",
+                  "| AWR | " + " | ".join(f"T={T}" for T in Ts) + " |", "|---|" + "---|" * len(Ts),
+                  row("mean action (as reported)", Ts, lambda r, k: r["awr_test"][k]),
+                  row("sampled from the Gaussian", Ts, lambda r, k: abl[r["seed"]]["awr_sampled_test"][k]), ""]
+    return "\n".join(lines)
