@@ -26,12 +26,9 @@ def _noised(actions, generator, time_bins):
     return x_t, t, u
 
 
-def official_cfgrl_loss(policy, obs, actions, labels, *, uncond_weight: float = 0.1, generator=None,
-                        time_bins: int | None = 32):
-    """Official offline-RL loss: conditional branch on samples with o=1, unconditional branch (weight lambda) on all.
-
-    Returns (loss, metrics) with metrics holding detached tensors (no host sync).
-    """
+def official_cfgrl_terms(policy, obs, actions, labels, *, generator=None, time_bins: int | None = 32):
+    """Per-sample terms of the official loss, one draw of (x_0, t) per sample shared by both branches:
+    (1[o_i = 1], ||v(s_i, x_t, t, o=1) - u||^2, ||v(s_i, x_t, t, null) - u||^2), each of shape (B,)."""
     if policy.config.condition != "label":
         raise ValueError("the 'official' loss needs a label-conditioned policy (condition='label'); "
                          "use the 'dropout' loss for goals")
@@ -42,8 +39,17 @@ def official_cfgrl_loss(policy, obs, actions, labels, *, uncond_weight: float = 
                       torch.ones(n, dtype=torch.bool, device=actions.device)])
     v = policy.velocity(torch.cat([obs, obs]), torch.cat([x_t, x_t]), torch.cat([t, t]),
                         torch.full((2 * n,), OPTIMAL_LABEL, dtype=torch.long, device=actions.device), null)
-    cond_err = ((v[:n] - u) ** 2).mean(-1)
-    uncond_err = ((v[n:] - u) ** 2).mean(-1)
+    return positive, ((v[:n] - u) ** 2).mean(-1), ((v[n:] - u) ** 2).mean(-1)
+
+
+def official_cfgrl_loss(policy, obs, actions, labels, *, uncond_weight: float = 0.1, generator=None,
+                        time_bins: int | None = 32):
+    """Official offline-RL loss: conditional branch on samples with o=1, unconditional branch (weight lambda) on all.
+
+    Returns (loss, metrics) with metrics holding detached tensors (no host sync).
+    """
+    positive, cond_err, uncond_err = official_cfgrl_terms(policy, obs, actions, labels, generator=generator,
+                                                          time_bins=time_bins)
     cond_loss = (positive * cond_err).mean()
     uncond_loss = uncond_err.mean()
     loss = cond_loss + uncond_weight * uncond_loss

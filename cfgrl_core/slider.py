@@ -17,6 +17,7 @@ import base64
 import hashlib
 import html
 import io
+import json
 import math
 import time
 
@@ -192,6 +193,7 @@ def guidance_widget(view: GuidanceView, frames=None, w: float = 1.0, w_max: floa
     n = view.states.shape[0]
     if frames is not None and len(frames) != n:
         raise ValueError(f"frames has {len(frames)} images for {n} states")
+    frame_pngs = None if frames is None else [f if isinstance(f, bytes) else frame_png(f) for f in frames]
     lin = W.FloatSlider(value=min(w, w_max), min=0.0, max=w_max, step=0.1, description="w",
                         continuous_update=True, readout_format=".1f")
     log = W.FloatLogSlider(value=min(max(w, 0.1), w_max), base=10, min=-1, max=math.log10(w_max), step=0.02,
@@ -213,7 +215,7 @@ def guidance_widget(view: GuidanceView, frames=None, w: float = 1.0, w_max: floa
         summary = view.draw(s, wv)
         plot.value = view.png()
         if frames is not None:
-            frame.value = frames[s] if isinstance(frames[s], bytes) else frame_png(frames[s])
+            frame.value = frame_pngs[s]
         box.last_latency_ms = 1000 * (time.perf_counter() - t0)
         info.value = (f"<b>mean Q</b> {summary['mean_q']:.2f} vs flow BC {summary['bc_mean_q']:.2f}<br>"
                       f"<b>spread</b> {summary['spread']:.3f} vs {summary['bc_spread']:.3f}<br>"
@@ -259,8 +261,6 @@ def static_player_html(view: GuidanceView, state_index: int, w_grid, *, frame=No
         png = frame if isinstance(frame, bytes) else frame_png(frame)
         side = (f'<img alt="the state" style="width:200px;margin-left:12px;border-radius:4px" '
                 f'src="data:image/png;base64,{base64.b64encode(png).decode()}">')
-    import json
-
     return f"""
 <div class="cfgrl-player" id="{uid}" style="font-family:sans-serif;max-width:100%">
   <div style="display:flex;align-items:center;gap:10px;flex-wrap:wrap">

@@ -55,12 +55,8 @@ def cfgrl_per_sample_losses(policy, obs, actions, labels, uncond_weight: float =
                             time_bins: int | None = 32) -> torch.Tensor:
     """l_i = 1[o_i = 1] ||v(s_i, x_t, t, o=1) - u||^2 + lambda ||v(s_i, x_t, t, null) - u||^2 (the official loss's
     terms; one draw of (x_0, t) per sample)."""
-    from .losses import OPTIMAL_LABEL, _noised
+    from .losses import official_cfgrl_terms
 
-    x_t, t, u = _noised(actions, generator, time_bins)
-    n = actions.shape[0]
-    null = torch.cat([torch.zeros(n, dtype=torch.bool), torch.ones(n, dtype=torch.bool)]).to(actions.device)
-    v = policy.velocity(torch.cat([obs, obs]), torch.cat([x_t, x_t]), torch.cat([t, t]),
-                        torch.full((2 * n,), OPTIMAL_LABEL, dtype=torch.long, device=actions.device), null)
-    positive = (labels == OPTIMAL_LABEL).float()
-    return positive * ((v[:n] - u) ** 2).mean(-1) + uncond_weight * ((v[n:] - u) ** 2).mean(-1)
+    positive, cond_err, uncond_err = official_cfgrl_terms(policy, obs, actions, labels, generator=generator,
+                                                          time_bins=time_bins)
+    return positive * cond_err + uncond_weight * uncond_err
