@@ -19,10 +19,11 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_write_text
+from .checkpoint import atomic_write_text, load_trained
 from .evaluate import evaluate, flow_policy_actor, gaussian_actors_actor
 from .provenance import provenance
-from .run import TEST_SEED, load_trained, parse_task
+from .envs import parse_task
+from .run import episode_seeds
 
 
 def ablate(run_dir, device=None) -> dict:
@@ -31,7 +32,7 @@ def ablate(run_dir, device=None) -> dict:
     t = load_trained(run_dir / "checkpoint.pt", device)
     cfg, seed = t["config"], t["seed"]
     domain, task_name = parse_task(t["task"])
-    seeds = [TEST_SEED + 1000 * seed + j for j in range(cfg["test_episodes"])]   # the runner's test episodes
+    seeds = episode_seeds("test", seed, cfg["test_episodes"])   # the runner's test episodes
     t0 = time.time()
     det = evaluate(flow_policy_actor(t["policy"], cfg["w_values"], seed=seed, noise_scale=0.0), domain, task_name,
                    len(cfg["w_values"]), seeds)

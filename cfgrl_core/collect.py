@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .atomic import atomic_write, atomic_write_text
+from .checkpoint import atomic_write, atomic_write_text
 from .envs import DOMAIN_TASKS, check_domain_task, flat_observation, make_env
 from .provenance import provenance
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
+from .checkpoint import atomic_write
 from .envs import check_domain_task
 
 KEYS = ("observation", "action", "reward", "discount", "physics")
@@ -26,7 +26,8 @@ class DatasetError(ValueError):
     """An offline dataset is missing, empty, corrupted or inconsistent."""
 
 
-def _read_episode(path: Path) -> dict:
+def read_episode(path: Path) -> dict:
+    """One episode file's arrays (``KEYS``), checked: raises DatasetError naming the file and the problem."""
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in KEYS if k not in f.files]
@@ -97,7 +98,7 @@ def load_dataset(root, domain: str, method: str, task: str | None, cache: bool =
     parts = {k: [] for k in FIELDS}
     widths = None
     for i, path in enumerate(tqdm(files, desc=f"load {domain}/{method}", disable=not progress)):
-        ep = _read_episode(path)
+        ep = read_episode(path)
         w = {k: v.shape[1] for k, v in ep.items()}
         if widths is None:
             widths, first = w, path
@@ -134,3 +135,17 @@ def summarize(data: dict) -> dict:
     return {"transitions": int(data["rewards"].shape[0]), "episodes": int(r.size), "return_mean": float(r.mean()),
             "return_min": float(q[0]), "return_q25": float(q[1]), "return_median": float(q[2]),
             "return_q75": float(q[3]), "return_max": float(q[4])}
+
+
+def dataset_states(root, domain: str, num_states: int, seed: int = 0, method: str = "td3_snapshots"):
+    """``num_states`` states drawn at random (seeded) from the stored episodes: their observations (N, obs_dim) and
+    simulator states (N, n_state), aligned, so each can be shown as a rendered frame."""
+    files = episode_files(root, domain, method)
+    rng = np.random.default_rng(seed)
+    obs, physics = [], []
+    for _ in range(int(num_states)):
+        ep = read_episode(files[rng.integers(len(files))])
+        t = rng.integers(ep["observation"].shape[0] - 1)
+        obs.append(ep["observation"][t])
+        physics.append(ep["physics"][t])
+    return np.stack(obs).astype(np.float32), np.stack(physics)

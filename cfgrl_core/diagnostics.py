@@ -3,11 +3,13 @@
 Our datasets record how each episode was made (:func:`cfgrl_core.collect.episode_recipes`): random actions, or a TD3
 snapshot of known return acting with Gaussian noise sigma. A useful critic should give positive labels o = 1[A >= 0]
 more often to low-noise actions of good snapshots, and its Q should track the discounted return actually obtained.
+The critic's Q, V and A over a whole dataset come from ``IQLAgent.on_dataset``.
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
+
+from .agents.cfgrl import optimality_labels
 
 
 def discounted_returns_to_go(rewards: np.ndarray, episode_ids: np.ndarray, gamma: float) -> np.ndarray:
@@ -20,18 +22,6 @@ def discounted_returns_to_go(rewards: np.ndarray, episode_ids: np.ndarray, gamma
         running = rewards[t] + gamma * running
         g[t] = running
     return g
-
-
-@torch.no_grad()
-def critic_on_dataset(critic, data: dict, chunk: int = 65536) -> dict:
-    """Q = min_i Qbar_i(s, a), V(s) and A = Q - V on every transition (numpy arrays)."""
-    obs, act = torch.as_tensor(data["observations"]), torch.as_tensor(data["actions"])
-    q, v = [], []
-    for i in range(0, len(obs), chunk):
-        q.append(critic.q_values(obs[i:i + chunk], act[i:i + chunk]))
-        v.append(critic.value(obs[i:i + chunk]))
-    q, v = torch.cat(q).numpy(), torch.cat(v).numpy()
-    return {"q": q, "v": v, "advantage": q - v}
 
 
 def labels_by_behaviour(advantage: np.ndarray, episode_ids: np.ndarray, recipes: list[dict]) -> list[dict]:
@@ -51,6 +41,6 @@ def labels_by_behaviour(advantage: np.ndarray, episode_ids: np.ndarray, recipes:
     for key in sorted(groups, key=lambda k: (k != "random actions", k)):
         mask = np.isin(episode_ids, groups[key])
         rows.append({"behaviour": key, "episodes": len(groups[key]), "transitions": int(mask.sum()),
-                     "positive_fraction": float((advantage[mask] >= 0).mean()),
+                     "positive_fraction": float(optimality_labels(advantage[mask]).mean()),
                      "mean_advantage": float(advantage[mask].mean())})
     return rows

@@ -25,11 +25,25 @@ import numpy as np  # noqa: E402
 DOMAIN_TASKS = {"walker": ("stand", "walk", "run"), "cheetah": ("run", "run_backward")}
 
 
+#: What each action dimension drives (the actuators of the domain's model, in order).
+ACTION_NAMES = {"walker": ("right hip", "right knee", "right ankle", "left hip", "left knee", "left ankle"),
+                "cheetah": ("back thigh", "back shin", "back foot", "front thigh", "front shin", "front foot")}
+
+
 def check_domain_task(domain: str, task: str | None = None) -> None:
     if domain not in DOMAIN_TASKS:
         raise ValueError(f"unknown domain {domain!r}; known domains: {sorted(DOMAIN_TASKS)}")
     if task is not None and task not in DOMAIN_TASKS[domain]:
         raise ValueError(f"unknown task {task!r} for domain {domain!r}; known tasks: {DOMAIN_TASKS[domain]}")
+
+
+def parse_task(task: str) -> tuple[str, str]:
+    """'walker-run' -> ('walker', 'run'); 'cheetah-run_backward' -> ('cheetah', 'run_backward'). Checks both."""
+    domain, _, name = task.partition("-")
+    check_domain_task(domain, name or None)
+    if not name:
+        raise ValueError(f"task must look like 'walker-run', got {task!r}")
+    return domain, name
 
 
 def _silence_absl():

@@ -67,8 +67,8 @@ def flow_policy_actor(policy, w_values, seed: int = 0, noise_scale: float = 1.0)
 
 
 def gaussian_actors_actor(actors, sample: bool = False, seed: int = 0):
-    """``act`` for :func:`evaluate` with one Gaussian actor per setting: its mean action (the AWR convention) or,
-    with ``sample=True``, a draw from it (clipped to [-1, 1])."""
+    """``act`` for :func:`evaluate` with one Gaussian (AWR) agent per setting: its mean action (the AWR convention)
+    or, with ``sample=True``, a draw from it (clipped to [-1, 1])."""
     actors = list(actors)
     device = next(actors[0].parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -76,16 +76,11 @@ def gaussian_actors_actor(actors, sample: bool = False, seed: int = 0):
     @torch.no_grad()
     def act(obs, setting):
         obs, setting = obs.to(device), setting.to(device)
-        out = torch.empty(obs.shape[0], actors[0].log_std.shape[0], device=device)
+        out = torch.empty(obs.shape[0], actors[0].action_dim, device=device)
         for k, actor in enumerate(actors):
             rows = setting == k
             if rows.any():
-                if sample:
-                    d = actor.distribution(obs[rows])
-                    out[rows] = (d.mean + d.stddev * torch.randn(d.mean.shape, generator=generator,
-                                                                 device=device)).clamp(-1.0, 1.0)
-                else:
-                    out[rows] = actor.act(obs[rows])
+                out[rows] = actor.sample_actions(obs[rows], deterministic=not sample, generator=generator)
         return out
 
     return act

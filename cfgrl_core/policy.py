@@ -13,11 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .device import default_device
-from .embeddings import NULL_LABEL
-from .guidance import check_guidance_weight, guided_velocity
-from .network import FlowPolicyConfig, VelocityMLP
-from .solver import euler_solve
+from .flow import check_guidance_weight, euler_solve, guided_velocity
+from .networks import FlowPolicyConfig, VelocityMLP, default_device
 
 
 def _as_tensor(x, name: str) -> torch.Tensor:
@@ -35,11 +32,21 @@ class FlowPolicy(nn.Module):
     >>> actions = policy.sample(obs, cond=1, w=3.0, num_samples=8, seed=0)   # (B, 8, 6)
     """
 
+    KIND = "flow_policy"
+
     def __init__(self, config: FlowPolicyConfig, device: str | torch.device | None = None):
         super().__init__()
         self.config = config
         self.net = VelocityMLP(config)
         self.to(default_device(device))
+
+    def spec(self) -> dict:
+        """What rebuilds this policy (see :mod:`cfgrl_core.checkpoint`)."""
+        return {"config": self.config.to_dict()}
+
+    @classmethod
+    def from_spec(cls, spec: dict, device=None) -> "FlowPolicy":
+        return cls(FlowPolicyConfig.from_dict(spec["config"]), device=device)
 
     @property
     def device(self) -> torch.device:
@@ -63,8 +70,9 @@ class FlowPolicy(nn.Module):
         return obs.to(self.device, torch.float32)
 
     def check_cond(self, cond, batch: int) -> torch.Tensor:
-        """Labels: an int or an integer tensor (batch,) in {0..num_labels-1} or NULL_LABEL (-1).
-        Goals: a float tensor (batch, goal_dim) or (goal_dim,) shared by all states."""
+        """Labels: an int or an integer tensor (batch,) in {0..num_labels-1}.
+        Goals: a float tensor (batch, goal_dim) or (goal_dim,) shared by all states.
+        (No condition at all is asked for with w = 0, which samples through the learned null condition.)"""
         cfg = self.config
         if cfg.condition == "label":
             if isinstance(cond, (int, np.integer)) and not isinstance(cond, bool):
@@ -74,12 +82,9 @@ class FlowPolicy(nn.Module):
                 raise ValueError(f"cond (labels) must have an integer dtype, got {cond.dtype}")
             if cond.shape != (batch,):
                 raise ValueError(f"cond (labels) must have shape ({batch},), got {tuple(cond.shape)}")
-            bad = (cond != NULL_LABEL) & ((cond < 0) | (cond >= cfg.num_labels))
+            bad = (cond < 0) | (cond >= cfg.num_labels)
             if bool(bad.any()):
-                raise ValueError(
-                    f"cond (labels) must lie in 0..{cfg.num_labels - 1} or be NULL_LABEL={NULL_LABEL}, "
-                    f"got {cond[bad][0].item()}"
-                )
+                raise ValueError(f"cond (labels) must lie in 0..{cfg.num_labels - 1}, got {cond[bad][0].item()}")
             return cond.to(self.device, torch.long)
         cond = _as_tensor(cond, "cond")
         if not cond.is_floating_point():

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .run import choose_on_validation
+
 # two-sided 95% Student-t quantiles t_{0.975, df}
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
          15: 2.131, 20: 2.086, 30: 2.042}
@@ -79,7 +81,7 @@ def aggregate(runs: list[dict]) -> dict:
         test = _per_seed_means(runs, f"{method}_test")
         out[method] = {s: mean_ci(v) for s, v in test.items()}
         # headline: per seed, the setting with the best validation mean, scored on test
-        chosen = [max(r[f"{method}_val"], key=lambda s: np.mean(r[f"{method}_val"][s])) for r in runs]
+        chosen = [choose_on_validation(r[f"{method}_val"]) for r in runs]
         out[f"{method}_chosen"] = chosen
         out[f"{method}_headline"] = mean_ci([np.mean(r[f"{method}_test"][s]) for r, s in zip(runs, chosen)])
         out[f"{method}_max_on_test"] = mean_ci([max(np.mean(v) for v in r[f"{method}_test"].values()) for r in runs])
@@ -168,12 +170,13 @@ def plot_curves(results: dict[str, list[dict]], fig=None):
     axes = fig.subplots(len(tasks), 3, squeeze=False)
     for row, task in zip(axes, tasks):
         for r in results[task]:
-            critic, actors = r["curves"]["critic"], r["curves"]["actors"]
+            curves = r["curves"]   # the frozen schedule logs "critic" then "actors"; the joint one logs "joint"
+            critic, actors = curves.get("critic") or curves["joint"], curves.get("actors") or curves["joint"]
             style = dict(alpha=0.8, lw=1)
             row[0].plot([c["step"] for c in critic], [c["q_loss"] for c in critic], color="C3", **style)
             row[0].plot([c["step"] for c in critic], [c["v_loss"] for c in critic], color="C2", **style)
             row[1].plot([c["step"] for c in actors], [c["cfgrl_loss"] for c in actors], color="C0", **style)
-            for i, key in enumerate(k for k in actors[0] if k.startswith("awr_")):
+            for i, key in enumerate(k for k in actors[0] if k.startswith("awr_") and k.endswith("_loss")):
                 row[2].plot([c["step"] for c in actors], [c[key] for c in actors], color=f"C{i + 4}",
                             label=key.removeprefix("awr_").removesuffix("_loss") if r is results[task][0] else None,
                             **style)

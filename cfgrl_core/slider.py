@@ -24,16 +24,13 @@ import time
 import numpy as np
 import torch
 
-from .guidance import check_guidance_weight
-
-WALKER_ACTIONS = ("right hip", "right knee", "right ankle", "left hip", "left knee", "left ankle")
-CHEETAH_ACTIONS = ("back thigh", "back shin", "back foot", "front thigh", "front shin", "front foot")
-
+from .flow import check_guidance_weight
 
 class GuidanceView:
     """Samples of pi_w in one of a few states, drawn into one matplotlib figure that is updated in place.
 
-    policy: a label-conditioned :class:`~cfgrl_core.policy.FlowPolicy`; critic: an IQL critic (its ``q_values``);
+    policy: a label-conditioned :class:`~cfgrl_core.policy.FlowPolicy`; critic: an
+    :class:`~cfgrl_core.agents.iql.IQLAgent` (its ``q_values``);
     states: (N, obs_dim) observations to choose from. ``num_samples`` K and ``steps`` Euler steps per update.
     """
 
@@ -155,22 +152,6 @@ class GuidanceView:
         return buf.getvalue()
 
 
-def dataset_states(root, domain: str, num_states: int, seed: int = 0, method: str = "td3_snapshots"):
-    """``num_states`` states drawn at random (seeded) from the stored episodes: their observations (N, obs_dim) and
-    simulator states (N, n_state), aligned, so each can be shown as a rendered frame."""
-    from .dataset import _read_episode, episode_files
-
-    files = episode_files(root, domain, method)
-    rng = np.random.default_rng(seed)
-    obs, physics = [], []
-    for _ in range(int(num_states)):
-        ep = _read_episode(files[rng.integers(len(files))])
-        t = rng.integers(ep["observation"].shape[0] - 1)
-        obs.append(ep["observation"][t])
-        physics.append(ep["physics"][t])
-    return np.stack(obs).astype(np.float32), np.stack(physics)
-
-
 def frame_png(frame: np.ndarray) -> bytes:
     """An (H, W, 3) uint8 image as PNG bytes."""
     import matplotlib.image
@@ -282,16 +263,3 @@ def static_player_html(view: GuidanceView, state_index: int, w_grid, *, frame=No
   }})();
   </script>
 </div>"""
-
-
-def sampling_latency_ms(policy, obs, w: float, num_samples: int = 128, steps: int = 16, repeats: int = 20) -> dict:
-    """Wall time of one guided sampling call (K samples x ``steps`` Euler steps, cond and uncond in one batch) for
-    one state: median and 90th percentile over ``repeats`` calls after two warm-up calls, in milliseconds."""
-    obs = policy.check_obs(obs)[:1]
-    times = []
-    for i in range(repeats + 2):
-        t0 = time.perf_counter()
-        policy.sample(obs, 1, w, num_samples=num_samples, steps=steps, seed=i)
-        if i >= 2:
-            times.append(1000 * (time.perf_counter() - t0))
-    return {"median_ms": float(np.median(times)), "p90_ms": float(np.quantile(times, 0.9))}

@@ -3,6 +3,8 @@
 AWR fits  -E[ w_i log pi(a_i|s_i) ]  with  w_i = min(exp(T A_i), 100): as T grows a few samples carry most of the
 weight, so most of the batch contributes almost no gradient ("gradient sparsity"). CFGRL's conditional loss weights
 every positive sample by 1 and every sample's unconditional term by lambda, however strongly it is later guided.
+The per-sample losses these diagnostics take are the agents' own: ``AWRAgent.per_sample_loss`` and
+``CFGRLAgent.per_sample_loss`` (:mod:`cfgrl_core.agents`).
 """
 from __future__ import annotations
 
@@ -41,22 +43,3 @@ def per_sample_grad_norms(per_sample_losses: torch.Tensor, params) -> torch.Tens
         grads = torch.autograd.grad(per_sample_losses[i], params, retain_graph=True, allow_unused=True)
         norms.append(torch.sqrt(sum((g**2).sum() for g in grads if g is not None)))
     return torch.stack(norms).detach()
-
-
-def awr_per_sample_losses(actor, obs, actions, advantage) -> torch.Tensor:
-    """l_i = -min(exp(T A_i), 100) log pi(a_i|s_i): the terms whose mean is AWR's loss."""
-    from .awr import awr_weights
-
-    w = awr_weights(advantage, actor.config["temperature"], actor.config["max_weight"])
-    return -w * actor.distribution(obs).log_prob(actions).sum(-1)
-
-
-def cfgrl_per_sample_losses(policy, obs, actions, labels, uncond_weight: float = 0.1, generator=None,
-                            time_bins: int | None = 32) -> torch.Tensor:
-    """l_i = 1[o_i = 1] ||v(s_i, x_t, t, o=1) - u||^2 + lambda ||v(s_i, x_t, t, null) - u||^2 (the official loss's
-    terms; one draw of (x_0, t) per sample)."""
-    from .losses import official_cfgrl_terms
-
-    positive, cond_err, uncond_err = official_cfgrl_terms(policy, obs, actions, labels, generator=generator,
-                                                          time_bins=time_bins)
-    return positive * cond_err + uncond_weight * uncond_err

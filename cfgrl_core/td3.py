@@ -19,10 +19,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .atomic import atomic_write_text
-from .checkpoint import atomic_torch_save
+from .checkpoint import atomic_write_text, load_module, save_module
 from .envs import flat_observation, make_env
-from .mlp import mlp
+from .networks import mlp
 from .provenance import provenance
 from .train import make_adam
 
@@ -54,34 +53,33 @@ def relu_mlp(inp: int, out: int, hidden: int) -> nn.Sequential:
 class Actor(nn.Module):
     """Deterministic policy a = tanh(MLP(s)) in [-1, 1]^act_dim."""
 
+    KIND = "td3_actor"
+
     def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256):
         super().__init__()
         self.obs_dim, self.act_dim, self.hidden = obs_dim, act_dim, hidden
         self.net = relu_mlp(obs_dim, act_dim, hidden)
+
+    def spec(self) -> dict:
+        return {"obs_dim": self.obs_dim, "act_dim": self.act_dim, "hidden": self.hidden}
+
+    @classmethod
+    def from_spec(cls, spec: dict, device=None) -> "Actor":
+        return cls(spec["obs_dim"], spec["act_dim"], spec["hidden"]).to(device or "cpu")
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.net(obs))
 
 
 def save_actor(actor: Actor, path, metadata: dict) -> Path:
-    return atomic_torch_save({"format": "cfgrl_core.td3_actor", "obs_dim": actor.obs_dim, "act_dim": actor.act_dim,
-                              "hidden": actor.hidden, "state_dict": actor.state_dict(), "metadata": metadata}, path)
+    """A snapshot in the project's checkpoint format (:func:`cfgrl_core.checkpoint.save_module`)."""
+    return save_module(actor, path, metadata)
 
 
 def load_actor(path) -> tuple[Actor, dict]:
-    """Load a TD3 actor snapshot (weights_only: nothing is unpickled)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"actor snapshot {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"actor snapshot {path} is corrupted: {type(e).__name__}: {e}") from e
-    if not isinstance(payload, dict) or payload.get("format") != "cfgrl_core.td3_actor":
-        raise ValueError(f"{path} is not a cfgrl_core.td3_actor file")
-    actor = Actor(payload["obs_dim"], payload["act_dim"], payload["hidden"])
-    actor.load_state_dict(payload["state_dict"])
-    return actor.eval(), payload["metadata"]
+    """A TD3 actor snapshot on the CPU, in eval mode, and its metadata (weights_only: nothing is unpickled)."""
+    actor = load_module(path, "td3_actor", "cpu")
+    return actor, actor.metadata
 
 
 def evaluate_actor(actor: Actor, domain: str, task: str, episodes: int = 3, seed: int = 10_000) -> float:

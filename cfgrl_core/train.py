@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .losses import LOSSES
+from .flow import LOSSES
 from .policy import FlowPolicy
 
 

@@ -1,46 +1,94 @@
-"""AWR for offline RL: the same IQL critic, a Gaussian actor fitted by advantage-weighted regression (the baseline).
+"""Advantage-weighted regression (Peng et al., 2019): the Gaussian actor of CFGRL's Table 1 baseline.
 
-Each update: one IQL critic step (+ Polyak), then one actor step on  -E[min(exp(T A), 100) log pi(a|s)].
-Evaluated with the mean action.
+A Gaussian policy with a state-independent log-std (initialised at 0, clipped to [-5, 2]), trained on a critic's
+advantages by
+
+    L = - E[ min(exp(T A(s, a)), 100) log pi(a | s) ],     T = 1/beta in {1, 3, 10, 30}
+
+and evaluated with its mean action. Its optimum is pi ∝ pi_hat exp(T A) (chapter 1): the same improvement
+operator CFGRL samples with guidance, reached by weighting instead. A temperature sweep is several AWR agents
+sharing one critic and one batch.
 """
 from __future__ import annotations
 
+import math
+
 import torch
+from torch import nn
 
-from ..awr import GaussianActor
-from ..configs import merge_config
-from ..device import default_device
-from ..iql import critic_from_agent_config, critic_step
+from ..networks import default_device, mlp
 from ..train import make_adam
-from .cfgrl import CONFIG as CFGRL_CONFIG
-
-CONFIG = dict(
-    actor_hidden=(512, 512, 512), critic_hidden=(512, 512, 512), activation="mish", layer_norm=True, lr=3e-4,
-    temperature=3.0, gamma=CFGRL_CONFIG["gamma"], expectile=CFGRL_CONFIG["expectile"], tau=CFGRL_CONFIG["tau"],
-)
+from . import merge_config
 
 
-class AWRAgent:
-    def __init__(self, obs_dim: int, action_dim: int, config: dict | None = None, device=None, seed: int = 0):
+class AWRAgent(nn.Module):
+    """The Gaussian actor: ``update(batch, advantage)`` trains it, ``sample_actions(obs)`` acts."""
+
+    KIND = "awr_agent"
+
+    def __init__(self, obs_dim: int, action_dim: int, config: dict | None = None, device=None):
+        super().__init__()
+        self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
         self.config = c = merge_config(CONFIG, config, "AWR")
-        self.device = default_device(device)
-        torch.manual_seed(seed)
-        self.critic = critic_from_agent_config(obs_dim, action_dim, c, self.device)
-        self.actor = GaussianActor(obs_dim, action_dim, hidden_dims=c["actor_hidden"], activation=c["activation"],
-                                   layer_norm=c["layer_norm"], temperature=c["temperature"]).to(self.device)
-        self.critic_opt = make_adam(self.critic.parameters(), c["lr"])
-        self.actor_opt = make_adam(self.actor.parameters(), c["lr"])
+        if not (math.isfinite(c["temperature"]) and c["temperature"] >= 0):
+            raise ValueError(f"temperature must be a finite number >= 0, got {c['temperature']!r}")
+        self.mean_net = mlp(obs_dim, c["hidden_dims"], action_dim, c["activation"], c["layer_norm"])
+        self.log_std = nn.Parameter(torch.zeros(action_dim))
+        self.to(default_device(device))
+        self.optimizer = make_adam(self.parameters(), c["lr"])
 
-    def update(self, batch: dict) -> dict:
-        metrics = critic_step(self.critic, self.critic_opt, batch)
+    def spec(self) -> dict:
+        return {"obs_dim": self.obs_dim, "action_dim": self.action_dim, "config": self.config}
 
-        adv = self.critic.advantage(batch["observations"], batch["actions"])
-        actor_loss, actor_metrics = self.actor.loss(batch["observations"], batch["actions"], adv)
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-        return {**metrics, **actor_metrics}
+    @classmethod
+    def from_spec(cls, spec: dict, device=None) -> "AWRAgent":
+        return cls(spec["obs_dim"], spec["action_dim"], spec["config"], device=device)
+
+    def distribution(self, obs) -> torch.distributions.Normal:
+        log_std = self.log_std.clamp(self.config["log_std_min"], self.config["log_std_max"])
+        return torch.distributions.Normal(self.mean_net(obs), log_std.exp())
+
+    # -------------------------------------------------------------------------------------------------- losses
+    def weights(self, advantage: torch.Tensor) -> torch.Tensor:
+        """w_i = min(exp(T A_i), max_weight)."""
+        return torch.exp(advantage * self.config["temperature"]).clamp(max=self.config["max_weight"])
+
+    def per_sample_loss(self, batch: dict, advantage: torch.Tensor) -> torch.Tensor:
+        """l_i = -w_i log pi(a_i|s_i), shape (B,): the terms whose mean is the loss (chapter 5's diagnostics)."""
+        return -self.weights(advantage) * self.distribution(batch["observations"]).log_prob(batch["actions"]).sum(-1)
+
+    def actor_loss(self, batch: dict, advantage: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        loss = self.per_sample_loss(batch, advantage).mean()
+        w = self.weights(advantage)
+        return loss, {"loss": loss.detach(), "weight_mean": w.mean(), "weight_max": w.max()}
+
+    # ------------------------------------------------------------------------------------------------- update
+    def update(self, batch: dict, advantage: torch.Tensor) -> dict:
+        """One Adam step on the actor loss. Returns detached metric tensors (no host sync)."""
+        loss, metrics = self.actor_loss(batch, advantage)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return metrics
 
     @torch.no_grad()
-    def act(self, obs) -> torch.Tensor:
-        return self.actor.act(obs)
+    def sample_actions(self, obs, *, deterministic: bool = True, generator=None) -> torch.Tensor:
+        """The mean action (the AWR convention, ``deterministic=True``) or a draw from the Gaussian, clipped to
+        [-1, 1]."""
+        if deterministic:
+            return self.mean_net(obs).clamp(-1.0, 1.0)
+        d = self.distribution(obs)
+        noise = torch.randn(d.mean.shape, generator=generator, device=d.mean.device)
+        return (d.mean + d.stddev * noise).clamp(-1.0, 1.0)
+
+
+CONFIG = dict(
+    hidden_dims=(512, 512, 512),  # widths of the mean network (official: 3x512)
+    activation="mish",            # hidden activation (official: mish)
+    layer_norm=True,              # LayerNorm after each hidden activation
+    lr=3e-4,                      # Adam learning rate
+    temperature=3.0,              # T = 1/beta in w = exp(T A) (official sweep: 1, 3, 10, 30)
+    max_weight=100.0,             # weights are clipped at this value
+    log_std_min=-5.0,             # the state-independent log-std is clipped to [log_std_min, log_std_max]
+    log_std_max=2.0,
+)

@@ -1,59 +1,98 @@
-"""CFGRL for offline RL: an IQL critic and a guided flow policy, trained jointly (the official recipe).
+"""CFGRL for offline RL: a guided flow actor trained on optimality labels from a critic's advantages.
 
-Each update on a batch (s, a, r, s', m):
-  1. critic: one Adam step on the IQL loss (:mod:`cfgrl_core.iql`), then Polyak on the target Qs;
-  2. labels: o = 1[A(s, a) >= 0] with A = min_i Qbar_i(s, a) - V(s) from the critic (paper, Eq. 15);
-  3. actor: one Adam step on  1[o=1] ||v(s, x_t, t, o=1) - u||^2 + lambda ||v(s, x_t, t, null) - u||^2.
-At test time  pi_w ∝ pi_hat p(o=1|s,a)^w  is sampled with guidance weight w (``agent.act``).
+Each update on a batch (s, a, r, s', m) with advantages A(s, a) from a critic (:mod:`.iql`):
+  1. labels   o = 1[A(s, a) >= 0]                                                           (paper, Eq. 15)
+  2. loss     1[o=1] ||v(s, x_t, t, o=1) - u||^2 + lambda ||v(s, x_t, t, null) - u||^2       (the official loss)
+  3. one Adam step.
+At test time  pi_w ∝ pi_hat p(o=1|s,a)^w  is sampled with guidance weight w (``sample_actions``): w = 0 is flow
+behaviour cloning, w = 1 the conditional policy, w > 1 extrapolates; no retraining between them.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
+from torch import nn
 
-from ..configs import merge_config
-from ..device import default_device
-from ..iql import IQL_CONFIG, critic_from_agent_config, critic_step
-from ..losses import official_cfgrl_loss
-from ..network import FlowPolicyConfig
+from ..flow import OPTIMAL_LABEL, official_cfgrl_loss, official_cfgrl_terms
+from ..networks import FlowPolicyConfig, default_device
 from ..policy import FlowPolicy
 from ..train import make_adam
-
-CONFIG = dict(
-    actor_hidden=(512, 512, 512), critic_hidden=(512, 512, 512), activation="mish", layer_norm=True,
-    lr=3e-4, uncond_weight=0.1, time_bins=32, sample_steps=32,
-    gamma=IQL_CONFIG["gamma"], expectile=IQL_CONFIG["expectile"], tau=IQL_CONFIG["tau"],
-)
+from . import merge_config
 
 
-class CFGRLAgent:
-    def __init__(self, obs_dim: int, action_dim: int, config: dict | None = None, device=None, seed: int = 0):
+def optimality_labels(advantage):
+    """o = 1[A(s, a) >= 0] (paper, Eq. 15): 1 (``OPTIMAL_LABEL``) where the action is at least as good as the data's
+    policy on average, else 0; integers of the advantage's shape (a tensor, or an array for an array)."""
+    if isinstance(advantage, np.ndarray):
+        return (advantage >= 0).astype(np.int64)
+    return (advantage >= 0).long()
+
+
+
+class CFGRLAgent(nn.Module):
+    """The flow actor: ``update(batch, advantage)`` trains it, ``sample_actions(obs, w)`` samples pi_w."""
+
+    KIND = "cfgrl_agent"
+
+    def __init__(self, obs_dim: int, action_dim: int, config: dict | None = None, device=None,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
         self.config = c = merge_config(CONFIG, config, "CFGRL")
-        self.device = default_device(device)
-        torch.manual_seed(seed)
-        self.critic = critic_from_agent_config(obs_dim, action_dim, c, self.device)
-        self.policy = FlowPolicy(FlowPolicyConfig(obs_dim=obs_dim, action_dim=action_dim,
-                                                  hidden_dims=c["actor_hidden"], activation=c["activation"],
-                                                  layer_norm=c["layer_norm"], sample_steps=c["sample_steps"]),
-                                 device=self.device)
-        self.critic_opt = make_adam(self.critic.parameters(), c["lr"])
-        self.actor_opt = make_adam(self.policy.parameters(), c["lr"])
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        device = default_device(device)
+        self.policy = FlowPolicy(FlowPolicyConfig(
+            obs_dim=self.obs_dim, action_dim=self.action_dim, hidden_dims=c["hidden_dims"],
+            activation=c["activation"], layer_norm=c["layer_norm"], time_embed_dim=c["time_embed_dim"],
+            label_embed_dim=c["label_embed_dim"], sample_steps=c["sample_steps"]), device=device)
+        self.optimizer = make_adam(self.policy.parameters(), c["lr"])
+        # the noise x_0 and times t of the loss; the runner passes its one seeded generator
+        self.generator = generator if generator is not None else torch.Generator(device=device).manual_seed(0)
 
-    def update(self, batch: dict) -> dict:
-        """One joint step; ``batch`` tensors already on the agent's device. Returns detached metric tensors."""
-        c = self.config
-        metrics = critic_step(self.critic, self.critic_opt, batch)
+    def spec(self) -> dict:
+        return {"obs_dim": self.obs_dim, "action_dim": self.action_dim, "config": self.config}
 
-        labels = (self.critic.advantage(batch["observations"], batch["actions"]) >= 0).long()
-        actor_loss, actor_metrics = official_cfgrl_loss(
-            self.policy, batch["observations"], batch["actions"], labels, uncond_weight=c["uncond_weight"],
-            generator=self.generator, time_bins=c["time_bins"])
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-        return {**metrics, **actor_metrics}
+    @classmethod
+    def from_spec(cls, spec: dict, device=None) -> "CFGRLAgent":
+        return cls(spec["obs_dim"], spec["action_dim"], spec["config"], device=device)
+
+    # -------------------------------------------------------------------------------------------------- losses
+    def actor_loss(self, batch: dict, advantage: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The official CFGRL loss on the batch, with labels o = 1[A >= 0] (:func:`cfgrl_core.flow.official_cfgrl_loss`)."""
+        return official_cfgrl_loss(self.policy, batch["observations"], batch["actions"], optimality_labels(advantage),
+                                   uncond_weight=self.config["uncond_weight"], generator=self.generator,
+                                   time_bins=self.config["time_bins"])
+
+    def per_sample_loss(self, batch: dict, advantage: torch.Tensor) -> torch.Tensor:
+        """l_i = 1[o_i = 1] ||v(s_i, x_t, t, o=1) - u||^2 + lambda ||v(s_i, x_t, t, null) - u||^2, shape (B,): the
+        terms whose mean is the loss (one draw of (x_0, t) per sample; chapter 5's gradient diagnostics)."""
+        positive, cond_err, uncond_err = official_cfgrl_terms(
+            self.policy, batch["observations"], batch["actions"], optimality_labels(advantage),
+            generator=self.generator, time_bins=self.config["time_bins"])
+        return positive * cond_err + self.config["uncond_weight"] * uncond_err
+
+    # ------------------------------------------------------------------------------------------------- update
+    def update(self, batch: dict, advantage: torch.Tensor) -> dict:
+        """One Adam step on the actor loss. Returns detached metric tensors (no host sync)."""
+        loss, metrics = self.actor_loss(batch, advantage)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return metrics
 
     @torch.no_grad()
-    def act(self, obs, w, seed=None, generator=None) -> torch.Tensor:
-        """Guided actions for a batch of states; w a number or one per state (evaluating many w at once)."""
-        return self.policy.sample(obs, 1, w, seed=seed, generator=generator)
+    def sample_actions(self, obs, w=1.0, *, generator=None, seed=None, noise_scale: float = 1.0) -> torch.Tensor:
+        """Actions of pi_w for a batch of states; ``w`` a number or one per state (many w evaluated in one pass)."""
+        return self.policy.sample(obs, OPTIMAL_LABEL, w, generator=generator, seed=seed, noise_scale=noise_scale)
+
+
+CONFIG = dict(
+    hidden_dims=(512, 512, 512),  # widths of the velocity MLP (official: 3x512)
+    activation="mish",            # hidden activation (official: mish)
+    layer_norm=True,              # LayerNorm after each hidden activation
+    time_embed_dim=16,            # sinusoidal embedding of the flow time t (official: 16)
+    label_embed_dim=32,           # learned embedding of o and of the null label (official: 32)
+    lr=3e-4,                      # Adam learning rate
+    uncond_weight=0.1,            # lambda, the weight of the unconditional branch in the official loss
+    time_bins=32,                 # t drawn from {0, 1/32, ..., 1} in training (official); None: t ~ U[0, 1)
+    sample_steps=32,              # Euler steps when sampling (official offline RL: 32)
+)
