@@ -103,14 +103,17 @@ def module_record(module: torch.nn.Module) -> dict:
 def build_module(record: dict, device=None, where: str = "checkpoint") -> torch.nn.Module:
     """The network a module record describes, with its weights, on ``device``."""
     classes = _module_classes()
+    if not isinstance(record, dict) or record.get("kind") not in classes or not {"spec", "state_dict"} <= set(record):
+        kind = record.get("kind") if isinstance(record, dict) else None
+        raise CheckpointError(f"{where}: not a module record of a known kind (kind {kind!r}; known: {sorted(classes)})")
     try:
-        cls = classes[record["kind"]]
-        module = cls.from_spec(record["spec"], device="cpu")
+        module = classes[record["kind"]].from_spec(record["spec"], device="cpu")
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: invalid spec for a {record['kind']} ({type(e).__name__}: {e})") from e
+    try:
         module.load_state_dict(record["state_dict"], strict=True)
-    except KeyError as e:
-        raise CheckpointError(f"{where}: unknown or incomplete module record ({e!r}; kinds: {sorted(classes)})") from e
-    except (RuntimeError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{where}: weights do not match the module's spec ({type(e).__name__}: {e})") from e
+    except (KeyError, RuntimeError, TypeError) as e:
+        raise CheckpointError(f"{where}: weights do not match the {record['kind']}'s spec ({e})") from e
     return module.to(default_device(device))
 
 

@@ -44,26 +44,44 @@ def test_pickled_objects_are_refused(tmp_path):
         load_policy(tmp_path / "evil.pt")
 
 
-def test_other_format_and_version(tmp_path):
+def test_other_format_version_and_kind(label_policy, tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="is not a cfgrl_core.flow_policy file"):
+    with pytest.raises(CheckpointError, match="other.pt is not a cfgrl_core checkpoint"):
         load_policy(tmp_path / "other.pt")
     torch.save({"format": ckpt.FORMAT, "version": 99}, tmp_path / "v99.pt")
-    with pytest.raises(CheckpointError, match="format version 99"):
+    with pytest.raises(CheckpointError, match="format version 99; this cfgrl_core reads version 2"):
         load_policy(tmp_path / "v99.pt")
+    ckpt.save_checkpoint(tmp_path / "run.pt", "run", config="{}")
+    with pytest.raises(CheckpointError, match="run.pt holds a 'run', expected module"):
+        load_policy(tmp_path / "run.pt")
+    from cfgrl_core.td3 import Actor, save_actor
+    save_actor(Actor(5, 3, 8), tmp_path / "td3.pt", {})
+    with pytest.raises(CheckpointError, match="holds a 'td3_actor' network, expected 'flow_policy'"):
+        load_policy(tmp_path / "td3.pt")
 
 
-def test_mismatched_weights_and_config(label_policy, tmp_path):
-    payload = {"format": ckpt.FORMAT, "version": ckpt.FORMAT_VERSION,
-               "config": FlowPolicyConfig(obs_dim=5, action_dim=3, hidden_dims=(64, 64)).to_dict(),
-               "state_dict": label_policy.state_dict(), "metadata": {}}
-    torch.save(payload, tmp_path / "mismatch.pt")
-    with pytest.raises(CheckpointError, match="weights do not match its config"):
+def test_mismatched_weights_and_spec(label_policy, tmp_path):
+    record = ckpt.module_record(label_policy)
+    record["spec"] = {"config": FlowPolicyConfig(obs_dim=5, action_dim=3, hidden_dims=(64, 64)).to_dict()}
+    ckpt.save_checkpoint(tmp_path / "mismatch.pt", "module", module=record, metadata={})
+    with pytest.raises(CheckpointError, match="weights do not match the flow_policy's spec"):
         load_policy(tmp_path / "mismatch.pt")
-    payload["config"] = {**payload["config"], "depth": 3}
-    torch.save(payload, tmp_path / "badcfg.pt")
-    with pytest.raises(CheckpointError, match="invalid config: unknown FlowPolicyConfig keys"):
+    record["spec"] = {"config": {**record["spec"]["config"], "depth": 3}}
+    ckpt.save_checkpoint(tmp_path / "badcfg.pt", "module", module=record, metadata={})
+    with pytest.raises(CheckpointError, match="invalid spec for a flow_policy .*unknown FlowPolicyConfig keys"):
         load_policy(tmp_path / "badcfg.pt")
+    ckpt.save_checkpoint(tmp_path / "nokind.pt", "module", module={"kind": "mystery", "spec": {}, "state_dict": {}})
+    with pytest.raises(CheckpointError, match="not a module record of a known kind"):
+        ckpt.load_module(tmp_path / "nokind.pt")
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_agents_round_trip_through_module_records(small_agents, which, tmp_path):
+    agent = small_agents[which]
+    ckpt.save_module(agent, tmp_path / "agent.pt", {"note": which})
+    loaded = ckpt.load_module(tmp_path / "agent.pt", agent.KIND, "cpu")
+    assert loaded.config == agent.config and loaded.metadata == {"note": which}
+    assert all(torch.equal(a, b) for a, b in zip(agent.state_dict().values(), loaded.state_dict().values()))
 
 
 def test_failed_write_keeps_the_previous_file(label_policy, tmp_path, monkeypatch):

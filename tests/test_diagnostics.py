@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cfgrl_core.collect import ASSETS, CollectConfig, collect, episode_recipes
-from cfgrl_core.dataset import _read_episode, episode_files
+from cfgrl_core.dataset import read_episode, episode_files
 from cfgrl_core.diagnostics import discounted_returns_to_go, labels_by_behaviour
 from cfgrl_core.td3 import load_actor
 
@@ -35,7 +35,7 @@ def test_episode_recipes_describe_the_collected_episodes(tmp_path):
     noiseless = [i for i, r in enumerate(recipes) if r["sigma"] == 0.0]
     assert noiseless, "the first 3 episodes of seed 0 include a noiseless snapshot episode"
     for i in noiseless:
-        ep = _read_episode(files[i])
+        ep = read_episode(files[i])
         actor, _ = load_actor(ASSETS / recipes[i]["behaviour"])
         with torch.no_grad():
             expected = actor(torch.from_numpy(ep["observation"][:-1])).numpy()

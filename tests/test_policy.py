@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from cfgrl_core import NULL_LABEL, euler_solve, guided_velocity
+from cfgrl_core import euler_solve, guided_velocity
 
 
 def reference_euler(policy, obs, cond, null, x0, steps):
@@ -20,7 +20,7 @@ def test_shapes(label_policy, goal_policy):
     obs = torch.randn(7, 5)
     assert label_policy.sample(obs, 1, 2.0, seed=0).shape == (7, 3)
     assert label_policy.sample(obs, 1, 2.0, num_samples=4, seed=0).shape == (7, 4, 3)
-    labels = torch.tensor([0, 1, NULL_LABEL, 1, 0, 1, 1])
+    labels = torch.tensor([0, 1, 0, 1, 0, 1, 1])
     assert label_policy.sample(obs, labels, 0.5, num_samples=2, seed=0).shape == (7, 2, 3)
     goal_obs = torch.randn(6, 4)
     assert goal_policy.sample(goal_obs, torch.randn(6, 3), 3.0, num_samples=5, seed=0).shape == (6, 5, 2)
@@ -92,10 +92,14 @@ def test_guided_velocity_formula():
     torch.testing.assert_close(guided_velocity(vc, vu, torch.full((5,), 3.0)), vu + 3 * (vc - vu))
 
 
-def test_euler_solves_a_linear_ode_exactly_for_constant_velocity():
+@pytest.mark.parametrize("steps", [1, 4, 16])
+def test_euler_uses_the_time_grid_k_over_n(steps):
+    """dx/dt = t from x = 0: N Euler steps give sum_k (1/N)(k/N) = (N - 1) / (2N), not the ODE's 1/2; the answer pins
+    the grid t_k = k/N, k = 0..N-1 (a grid shifted by one step, or the ODE solved exactly, would give another)."""
     x0 = torch.zeros(4, 2)
-    x1 = euler_solve(lambda x, t: torch.ones_like(x) * 2.0, x0, steps=10)
-    torch.testing.assert_close(x1, torch.full((4, 2), 2.0))
+    x1, path = euler_solve(lambda x, t: t[:, None].expand_as(x), x0, steps=steps, return_path=True)
+    torch.testing.assert_close(x1, torch.full((4, 2), (steps - 1) / (2 * steps)))
+    assert path.shape == (steps + 1, 4, 2) and torch.equal(path[0], x0) and torch.equal(path[-1], x1)
 
 
 def test_same_seed_same_actions_different_seed_different(label_policy):
@@ -139,7 +143,7 @@ def test_device_override_and_env(monkeypatch):
 
 
 def test_fast_mish_matches_torch_values_and_gradients():
-    from cfgrl_core.mlp import Mish
+    from cfgrl_core.networks import Mish
     x = torch.linspace(-40, 40, 20001, dtype=torch.float64, requires_grad=True)
     ours, ref = Mish()(x), torch.nn.functional.mish(x)
     assert torch.allclose(ours, ref, atol=1e-12)
@@ -150,7 +154,7 @@ def test_fast_mish_matches_torch_values_and_gradients():
 
 
 def test_noise_scale_zero_gives_one_deterministic_action():
-    from cfgrl_core.network import FlowPolicyConfig
+    from cfgrl_core.networks import FlowPolicyConfig
     from cfgrl_core.policy import FlowPolicy
     torch.manual_seed(0)
     policy = FlowPolicy(FlowPolicyConfig(obs_dim=3, action_dim=2, hidden_dims=(16,)), device="cpu")

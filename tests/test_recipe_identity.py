@@ -36,10 +36,14 @@ def one_thread():
 def smoke_runs(tmp_path_factory):
     from cfgrl_core.run import run
 
+    before = torch.get_num_threads()   # module fixtures are set up before the function-scoped one_thread
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("identity")
-    return root, {task: run(task, 0, "smoke", root / "runs", root, device="cpu", progress=False)
-                  for task in ("walker-run", "cheetah-run")}
+    try:
+        return root, {task: run(task, 0, "smoke", root / "runs", root, device="cpu", progress=False)
+                      for task in ("walker-run", "cheetah-run")}
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("task", ["walker-run", "cheetah-run"])

@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from cfgrl_core.dataset import DatasetError
 from cfgrl_core.run import resolve_config, run
@@ -22,8 +23,49 @@ def test_smoke_run_writes_results(tmp_path, data_root):
     saved = json.loads((tmp_path / "cheetah-run" / "seed0" / "results.json").read_text())
     assert saved["headline"] == r["headline"]
     assert set(saved["cfgrl_test"]) == {"0", "1", "3"} and set(saved["awr_test"]) == {"1", "10"}
-    assert saved["provenance"]["versions"]["torch"] and 0.0 <= saved["positive_fraction"] <= 1.0
+    assert saved["provenance"]["versions"]["torch"]
     assert saved["headline"]["flow_bc_test_mean"] == saved["cfgrl_test"]["0"][0]
+    # the labels' positive fraction, recomputed here from the trained critic and the dataset: Q - V >= 0
+    from cfgrl_core.checkpoint import load_trained
+    from cfgrl_core.dataset import load_dataset
+    critic = load_trained(tmp_path / "cheetah-run" / "seed0" / "checkpoint.pt", "cpu")["critic"]
+    data = load_dataset(data_root, "cheetah", "td3_snapshots", "run", episodes=3, progress=False)
+    obs, act = torch.from_numpy(data["observations"]), torch.from_numpy(data["actions"])
+    with torch.no_grad():
+        expected = (critic.q_values(obs, act) - critic.value(obs) >= 0).float().mean().item()
+    assert saved["positive_fraction"] == pytest.approx(expected, abs=1e-6)
+    assert 0.0 < expected < 1.0
+
+
+def test_joint_schedule_runs_and_resumes_identically(tmp_path, data_root):
+    cfg = {"schedule": "joint", "critic_steps": 12, "actor_steps": 12, "checkpoint_every": 4, "log_every": 4}
+    reference = run("walker-run", 0, cfg, tmp_path / "ref", data_root, device="cpu", progress=False)
+    assert [c["step"] for c in reference["curves"]["joint"]] == [4, 8, 12]
+    assert {"q_loss", "v_loss", "cfgrl_loss", "awr_T1_loss", "awr_T10_loss"} <= set(reference["curves"]["joint"][0])
+    import cfgrl_core.run as runner
+    saves = []
+
+    class Killed(Exception):
+        pass
+
+    def save_then_die(*args, **kwargs):   # the second checkpoint (step 8) is written, then the run "dies"
+        original(*args, **kwargs)
+        saves.append(1)
+        if len(saves) == 2:
+            raise Killed
+
+    original = runner.save_checkpoint
+    runner.save_checkpoint = save_then_die
+    try:
+        with pytest.raises(Killed):
+            run("walker-run", 0, cfg, tmp_path / "killed", data_root, device="cpu", progress=False)
+    finally:
+        runner.save_checkpoint = original
+    resumed = run("walker-run", 0, cfg, tmp_path / "killed", data_root, device="cpu", progress=False)
+    for key in ("cfgrl_test", "awr_test", "curves", "positive_fraction"):
+        assert resumed[key] == reference[key], key
+    with pytest.raises(ValueError, match="critic_steps must equal actor_steps"):
+        resolve_config({**cfg, "critic_steps": 10})
 
 
 def test_killed_run_resumes_to_identical_results(tmp_path, data_root):
@@ -51,6 +93,12 @@ def test_bad_runner_inputs(tmp_path, data_root):
         run("walker-fly", 0, "smoke", tmp_path)
     with pytest.raises(ValueError, match="unknown config 'huge'"):
         run("walker-run", 0, "huge", tmp_path)
+    with pytest.raises(ValueError, match=r"unknown runner config keys \['hidden'\]"):
+        resolve_config({"hidden": (64, 64)})
+    with pytest.raises(ValueError, match=r"unknown cfgrl config keys \['hidden'\]"):
+        resolve_config({"cfgrl": {"hidden": (64, 64)}})
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        resolve_config({"schedule": "alternating"})
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         resolve_config({"batch_size": 0})
     with pytest.raises(ValueError, match="w_values must be finite and >= 0"):
@@ -69,8 +117,7 @@ def test_bad_runner_inputs(tmp_path, data_root):
 
 
 def test_export_and_load_trained(tmp_path, data_root):
-    from cfgrl_core.run import export_trained, load_trained
-    import torch
+    from cfgrl_core.checkpoint import CheckpointError, export_trained, load_trained
     r = run("walker-run", 2, "smoke", tmp_path, data_root, device="cpu", progress=False)
     out = export_trained(tmp_path / "walker-run" / "seed2" / "checkpoint.pt", tmp_path / "trained.pt")
     t = load_trained(out, "cpu")
@@ -79,8 +126,10 @@ def test_export_and_load_trained(tmp_path, data_root):
     a = t["policy"].sample(obs, 1, 2.0, seed=0)
     assert a.shape == (3, 6) and torch.isfinite(t["critic"].advantage(obs, a)).all()
     (tmp_path / "bad.pt").write_bytes(b"nope")
-    with pytest.raises(ValueError, match="bad.pt is corrupted"):
+    with pytest.raises(CheckpointError, match="bad.pt is corrupted"):
         load_trained(tmp_path / "bad.pt", "cpu")
+    with pytest.raises(CheckpointError, match="holds a 'trained', expected run"):
+        export_trained(out, tmp_path / "again.pt")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_trained(tmp_path / "missing.pt", "cpu")
 
@@ -93,3 +142,22 @@ def test_ablation_reevaluates_a_finished_run(tmp_path, data_root):
     assert set(a["cfgrl_deterministic_test"]) == {"0", "1", "3"} and set(a["awr_sampled_test"]) == {"1", "10"}
     table = ablation_table(load_results(tmp_path), load_results(tmp_path, "ablation"))
     assert "deterministic, x₀ = 0" in table and "sampled from the Gaussian" in table
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "hopper-hop"], "unknown domain 'hopper'"),
+    (["--task", "walker-fly"], "unknown task 'fly'"),
+    (["--task", "walker-run", "--config", "huge"], "invalid choice: 'huge'"),
+    (["--task", "walker-run", "--device", "tpu"], "unknown device 'tpu'"),
+    (["--task", "walker-run", "--threads", "0"], "--threads must be an integer >= 1"),
+    (["--task", "walker-run", "--no-collect", "--data-root", "{tmp}/empty"], "empty/walker/td3_snapshots/buffer does "
+                                                                               "not exist"),
+])
+def test_cli_user_errors_are_one_line_and_exit_2(tmp_path, args, message):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    proc = subprocess.run([sys.executable, "-m", "cfgrl_core.run", *args, "--out", str(tmp_path / "runs")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("usage:")
+             and not line.startswith(" ")]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr, proc.stderr

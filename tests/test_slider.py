@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from cfgrl_core.iql import IQLCritic
-from cfgrl_core.network import FlowPolicyConfig
+from cfgrl_core.agents.iql import IQLAgent
+from cfgrl_core.networks import FlowPolicyConfig
 from cfgrl_core.policy import FlowPolicy
 from cfgrl_core.slider import GuidanceView, guidance_widget, static_player_html
 
@@ -23,7 +23,7 @@ IPYWIDGETS7 = ROOT / ".cache" / "ipywidgets7"
 def small_view(k=16):
     torch.manual_seed(0)
     policy = FlowPolicy(FlowPolicyConfig(obs_dim=5, action_dim=6, hidden_dims=(32,)), device="cpu")
-    critic = IQLCritic(5, 6, hidden_dims=(32,))
+    critic = IQLAgent(5, 6, {"hidden_dims": (32,)}, "cpu")
     return GuidanceView(policy, critic, torch.randn(3, 5), num_samples=k, steps=4)
 
 
@@ -67,13 +67,13 @@ def test_bad_inputs_to_the_slider():
 KERNEL_CODE = '''
 import json, ipywidgets, torch
 from IPython.display import display
-from cfgrl_core.iql import IQLCritic
-from cfgrl_core.network import FlowPolicyConfig
+from cfgrl_core.agents.iql import IQLAgent
+from cfgrl_core.networks import FlowPolicyConfig
 from cfgrl_core.policy import FlowPolicy
 from cfgrl_core.slider import GuidanceView, guidance_widget
 torch.manual_seed(0)
 policy = FlowPolicy(FlowPolicyConfig(obs_dim=5, action_dim=6, hidden_dims=(32,)), device="cpu")
-view = GuidanceView(policy, IQLCritic(5, 6, hidden_dims=(32,)), torch.randn(3, 5), num_samples=16, steps=4)
+view = GuidanceView(policy, IQLAgent(5, 6, {"hidden_dims": (32,)}, "cpu"), torch.randn(3, 5), num_samples=16, steps=4)
 box = guidance_widget(view, w=1.0)
 display(box)
 c = box.controls
