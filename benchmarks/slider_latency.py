@@ -14,11 +14,25 @@ import time
 import numpy as np
 import torch
 
-from cfgrl_core.iql import IQLCritic
-from cfgrl_core.network import FlowPolicyConfig
+from cfgrl_core.agents.iql import IQLAgent
+from cfgrl_core.checkpoint import load_trained, trained_asset
+from cfgrl_core.envs import ACTION_NAMES
+from cfgrl_core.networks import FlowPolicyConfig
 from cfgrl_core.policy import FlowPolicy
-from cfgrl_core.run import load_trained, trained_asset
-from cfgrl_core.slider import WALKER_ACTIONS, GuidanceView, sampling_latency_ms
+from cfgrl_core.slider import GuidanceView
+
+
+def sampling_latency_ms(policy, obs, w: float, num_samples: int = 128, steps: int = 16, repeats: int = 20) -> dict:
+    """Wall time of one guided sampling call (K samples x ``steps`` Euler steps, cond and uncond in one batch) for
+    one state: median and 90th percentile over ``repeats`` calls after two warm-up calls, in milliseconds."""
+    obs = policy.check_obs(obs)[:1]
+    times = []
+    for i in range(repeats + 2):
+        t0 = time.perf_counter()
+        policy.sample(obs, 1, w, num_samples=num_samples, steps=steps, seed=i)
+        if i >= 2:
+            times.append(1000 * (time.perf_counter() - t0))
+    return {"median_ms": float(np.median(times)), "p90_ms": float(np.quantile(times, 0.9))}
 
 
 def main():
@@ -30,18 +44,20 @@ def main():
     path = trained_asset("walker-run")
     if path.exists():
         t = load_trained(path, "cpu")
-        policy, critic, source = t["policy"], t["critic"], f"{path.name} ({t['config']['hidden']})"
+        policy, critic = t["policy"], t["critic"]
+        source = f"{path.name} ({t['config']['cfgrl']['hidden_dims']})"
     else:
         torch.manual_seed(0)
         policy = FlowPolicy(FlowPolicyConfig(obs_dim=24, action_dim=6, hidden_dims=(256, 256, 256)), device="cpu")
-        critic, source = IQLCritic(24, 6, hidden_dims=(256, 256, 256)), "untrained 3x256 networks"
+        critic = IQLAgent(24, 6, {"hidden_dims": (256, 256, 256)}, "cpu")
+        source = "untrained 3x256 networks"
     states = torch.randn(4, 24, generator=torch.Generator().manual_seed(0))
     print(f"networks: {source}; torch {torch.__version__}; threads {torch.get_num_threads()}")
     print("| measurement | median ms | p90 ms |\n|---|---|---|")
     for steps in (16, 32):
         r = sampling_latency_ms(policy, states[:1], 3.0, num_samples=128, steps=steps, repeats=args.repeats)
         print(f"| guided sampling, K=128 x {steps} Euler steps | {r['median_ms']:.1f} | {r['p90_ms']:.1f} |")
-    view = GuidanceView(policy, critic, states, num_samples=128, steps=16, action_names=WALKER_ACTIONS)
+    view = GuidanceView(policy, critic, states, num_samples=128, steps=16, action_names=ACTION_NAMES["walker"])
     view.draw(0, 1.0)
     view.png()   # first render solves the layout, then it is frozen
     times = {"sample + Q + update artists": [], "render PNG": []}

@@ -1,8 +1,17 @@
-"""Training-step throughput of the offline-RL agents (CFGRL + IQL, AWR + IQL), printed as a table.
+"""Training-step throughput of the runner's own steps, with the achieved GFLOP/s beside this machine's matmul peak.
 
-Reference (measured by the issue's author, official JAX code, these 2 CPU cores, 3x512 networks):
-    CFGRL + IQL: 7.5 steps/s at batch 256, 2.3 at batch 1024;  AWR + IQL: 9.7 and 2.8.
-Usage:  python benchmarks/update_speed.py [--steps 30] [--batch 256 1024] [--threads 2] [--device cpu]
+Times exactly what ``python -m cfgrl_core.run`` executes per step, built by the runner's own functions from its
+presets (``build_agents``, ``resolve_config``):
+
+  * frozen schedule: the critic step (``IQLAgent.update``) and the actors step (``run.actors_step``: one CFGRL
+    actor and one AWR actor per temperature on the same batch and advantages);
+  * joint schedule: ``run.joint_step`` (critic and all actors every step).
+
+FLOPs per step are counted by ``torch.utils.flop_counter.FlopCounterMode`` (matrix multiplies, forward and backward);
+the peak is the best of a few float32 2048 x 2048 matmuls on the same threads, measured in the same run. No ratio
+against another implementation is printed: such a ratio needs both measured side by side (see the README).
+
+    python benchmarks/update_speed.py [--presets book paper] [--steps 20] [--threads 2] [--device cpu]
 """
 from __future__ import annotations
 
@@ -10,11 +19,10 @@ import argparse
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from cfgrl_core.agents.awr import AWRAgent
-from cfgrl_core.agents.cfgrl import CFGRLAgent
-
-JAX_REFERENCE = {("cfgrl", 256): 7.5, ("cfgrl", 1024): 2.3, ("awr", 256): 9.7, ("awr", 1024): 2.8}
+from cfgrl_core.networks import default_device
+from cfgrl_core.run import PRESETS, actors_step, build_agents, joint_step, resolve_config
 
 
 def random_batch(n, obs_dim, act_dim, device):
@@ -25,35 +33,66 @@ def random_batch(n, obs_dim, act_dim, device):
     return {k: v.to(device) for k, v in b.items()}
 
 
-def steps_per_second(agent, batch, steps, warmup=3):
-    for _ in range(warmup):
-        agent.update(batch)
-    if batch["observations"].is_cuda:
+def sync(device):
+    if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def matmul_peak_gflops(device, n=2048, repeats=5) -> float:
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        sync(device)
+        t = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def measure(step, device, steps, warmup=3) -> tuple[float, float]:
+    """(steps per second, GFLOP per step) of ``step()``."""
+    for _ in range(warmup):
+        step()
+    with FlopCounterMode(display=False) as counter:
+        step()
+    sync(device)
     t = time.perf_counter()
     for _ in range(steps):
-        agent.update(batch)
-    if batch["observations"].is_cuda:
-        torch.cuda.synchronize()
-    return steps / (time.perf_counter() - t)
+        step()
+    sync(device)
+    return steps / (time.perf_counter() - t), counter.get_total_flops() / 1e9
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--batch", type=int, nargs="+", default=[256, 1024])
+    p.add_argument("--presets", nargs="+", default=["book", "paper"], help="runner presets to time")
+    p.add_argument("--steps", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, walker sizes (obs 24, act 6), 3x512 mish+LN")
-    print(f"{'agent':8s} {'batch':>6s} {'steps/s':>9s} {'JAX ref':>8s} {'speed-up':>9s}")
-    for name, cls in (("cfgrl", CFGRLAgent), ("awr", AWRAgent)):
-        for bs in args.batch:
-            agent = cls(24, 6, device=args.device)
-            sps = steps_per_second(agent, random_batch(bs, 24, 6, agent.device), args.steps)
-            ref = JAX_REFERENCE.get((name, bs))
-            print(f"{name:8s} {bs:6d} {sps:9.2f} {ref or float('nan'):8.1f} {sps / ref if ref else float('nan'):8.2f}x")
+    device = default_device(args.device)
+    peak = matmul_peak_gflops(device)
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, walker sizes (obs 24, act 6)")
+    print(f"matmul peak (float32 2048^2, best of 5): {peak:.1f} GFLOP/s")
+    print(f"{'preset':7s} {'network':>8s} {'batch':>6s} {'step':>26s} {'steps/s':>8s} {'GFLOP/step':>11s} "
+          f"{'GFLOP/s':>8s} {'of peak':>8s}")
+    for preset in args.presets:
+        for schedule in ("frozen", "joint"):
+            steps_of = {"critic_steps": PRESETS[preset]["actor_steps"]} if schedule == "joint" else {}
+            cfg = resolve_config({"preset": preset, "schedule": schedule, **steps_of})
+            torch.manual_seed(0)
+            critic, actors = build_agents(cfg, 24, 6, device, torch.Generator(device=device).manual_seed(0))
+            batch = random_batch(cfg["batch_size"], 24, 6, device)
+            width = f"{len(cfg['critic']['hidden_dims'])}x{cfg['critic']['hidden_dims'][0]}"
+            steps = {"frozen": {"critic (IQLAgent.update)": lambda: critic.update(batch),
+                                f"actors (CFGRL + {len(actors) - 1} AWR)": lambda: actors_step(critic, actors, batch)},
+                     "joint": {f"joint (critic + {len(actors)} actors)": lambda: joint_step(critic, actors, batch)}}
+            for name, step in steps[schedule].items():
+                sps, gflop = measure(step, device, args.steps)
+                print(f"{preset:7s} {width:>8s} {cfg['batch_size']:6d} {name:>26s} {sps:8.2f} {gflop:11.3f} "
+                      f"{sps * gflop:8.1f} {sps * gflop / peak:8.1%}")
 
 
 if __name__ == "__main__":

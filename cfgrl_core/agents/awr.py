@@ -49,9 +49,10 @@ class AWRAgent(nn.Module):
         return torch.distributions.Normal(self.mean_net(obs), log_std.exp())
 
     # -------------------------------------------------------------------------------------------------- losses
-    def weights(self, advantage: torch.Tensor) -> torch.Tensor:
-        """w_i = min(exp(T A_i), max_weight)."""
-        return torch.exp(advantage * self.config["temperature"]).clamp(max=self.config["max_weight"])
+    def weights(self, advantage: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """w_i = min(exp(T A_i), max_weight), at this agent's T or at ``temperature``."""
+        T = self.config["temperature"] if temperature is None else temperature
+        return torch.exp(advantage * T).clamp(max=self.config["max_weight"])
 
     def per_sample_loss(self, batch: dict, advantage: torch.Tensor) -> torch.Tensor:
         """l_i = -w_i log pi(a_i|s_i), shape (B,): the terms whose mean is the loss (chapter 5's diagnostics)."""
