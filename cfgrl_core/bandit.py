@@ -67,7 +67,9 @@ class GaussianBandit:
         """p(o = 1 | a): 1[A(a) >= 0] for ``labels="hard"``, sigmoid(A(a) / temperature) for ``"soft"``."""
         adv = self.advantage(a)
         if labels == "hard":
-            return (adv >= 0).astype(np.float64)
+            from .agents.cfgrl import optimality_labels
+
+            return optimality_labels(adv).astype(np.float64)
         if labels == "soft":
             return 1.0 / (1.0 + np.exp(-adv / temperature))
         raise ValueError(f"labels must be 'hard' or 'soft', got {labels!r}")

@@ -57,13 +57,6 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> float:
     return 0.5 * float(np.abs(np.asarray(p) - np.asarray(q)).sum())
 
 
-def wasserstein1_1d(p: np.ndarray, q: np.ndarray, grid: np.ndarray) -> float:
-    """W1 between two distributions on the same sorted 1-D grid: integral of |F_p - F_q| (trapezoid on CDFs)."""
-    grid = np.asarray(grid, dtype=np.float64)
-    diff = np.abs(np.cumsum(p) - np.cumsum(q))
-    return float(np.sum(diff[:-1] * np.diff(grid)))
-
-
 def wasserstein1_samples(samples: np.ndarray, p: np.ndarray, grid: np.ndarray) -> float:
     """W1 between the empirical distribution of 1-D ``samples`` and p on ``grid`` (integral of |F_n - F_p|)."""
     grid = np.asarray(grid, dtype=np.float64)

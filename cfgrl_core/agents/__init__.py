@@ -10,6 +10,9 @@ The runner (:mod:`cfgrl_core.run`) only calls ``update``: the critic's ``update(
 """
 from __future__ import annotations
 
+import torch
+from torch import nn
+
 
 def merge_config(defaults: dict, overrides: dict | None, what: str) -> dict:
     """{**defaults, **overrides}; raises ValueError naming any key ``defaults`` does not have."""
@@ -18,3 +21,39 @@ def merge_config(defaults: dict, overrides: dict | None, what: str) -> dict:
     if unknown:
         raise ValueError(f"unknown {what} config keys {unknown}; known: {sorted(defaults)}")
     return {**defaults, **overrides}
+
+
+class Agent(nn.Module):
+    """What every agent shares: its sizes and full config (its *spec*, from which a checkpoint rebuilds it) and one
+    optimiser step. Subclasses build their networks and ``self.optimizer``."""
+
+    KIND = "agent"
+
+    def __init__(self, obs_dim: int, action_dim: int, config: dict):
+        super().__init__()
+        self.obs_dim, self.action_dim, self.config = int(obs_dim), int(action_dim), config
+
+    def spec(self) -> dict:
+        return {"obs_dim": self.obs_dim, "action_dim": self.action_dim, "config": self.config}
+
+    @classmethod
+    def from_spec(cls, spec: dict, device=None) -> "Agent":
+        return cls(spec["obs_dim"], spec["action_dim"], spec["config"], device=device)
+
+    def optimizer_step(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+
+class ActorAgent(Agent):
+    """An actor learns from a critic's advantages: ``update(batch, advantage)`` is one step on its ``actor_loss``."""
+
+    def actor_loss(self, batch: dict, advantage: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def update(self, batch: dict, advantage: torch.Tensor) -> dict:
+        """One Adam step on the actor loss. Returns detached metric tensors (no host sync)."""
+        loss, metrics = self.actor_loss(batch, advantage)
+        self.optimizer_step(loss)
+        return metrics

@@ -18,31 +18,23 @@ from torch import nn
 
 from ..networks import default_device, mlp
 from ..train import make_adam
-from . import merge_config
+from . import ActorAgent, merge_config
 
 
-class AWRAgent(nn.Module):
+class AWRAgent(ActorAgent):
     """The Gaussian actor: ``update(batch, advantage)`` trains it, ``sample_actions(obs)`` acts."""
 
     KIND = "awr_agent"
 
     def __init__(self, obs_dim: int, action_dim: int, config: dict | None = None, device=None):
-        super().__init__()
-        self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
-        self.config = c = merge_config(CONFIG, config, "AWR")
+        c = merge_config(CONFIG, config, "AWR")
+        super().__init__(obs_dim, action_dim, c)
         if not (math.isfinite(c["temperature"]) and c["temperature"] >= 0):
             raise ValueError(f"temperature must be a finite number >= 0, got {c['temperature']!r}")
         self.mean_net = mlp(obs_dim, c["hidden_dims"], action_dim, c["activation"], c["layer_norm"])
         self.log_std = nn.Parameter(torch.zeros(action_dim))
         self.to(default_device(device))
         self.optimizer = make_adam(self.parameters(), c["lr"])
-
-    def spec(self) -> dict:
-        return {"obs_dim": self.obs_dim, "action_dim": self.action_dim, "config": self.config}
-
-    @classmethod
-    def from_spec(cls, spec: dict, device=None) -> "AWRAgent":
-        return cls(spec["obs_dim"], spec["action_dim"], spec["config"], device=device)
 
     def distribution(self, obs) -> torch.distributions.Normal:
         log_std = self.log_std.clamp(self.config["log_std_min"], self.config["log_std_max"])
@@ -63,15 +55,7 @@ class AWRAgent(nn.Module):
         w = self.weights(advantage)
         return loss, {"loss": loss.detach(), "weight_mean": w.mean(), "weight_max": w.max()}
 
-    # ------------------------------------------------------------------------------------------------- update
-    def update(self, batch: dict, advantage: torch.Tensor) -> dict:
-        """One Adam step on the actor loss. Returns detached metric tensors (no host sync)."""
-        loss, metrics = self.actor_loss(batch, advantage)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return metrics
-
+    # ----------------------------------------------------------------------------------------------- acting
     @torch.no_grad()
     def sample_actions(self, obs, *, deterministic: bool = True, generator=None) -> torch.Tensor:
         """The mean action (the AWR convention, ``deterministic=True``) or a draw from the Gaussian, clipped to

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..flow import OPTIMAL_LABEL, official_cfgrl_loss, official_cfgrl_terms
 from ..networks import FlowPolicyConfig, default_device
 from ..policy import FlowPolicy
 from ..train import make_adam
-from . import merge_config
+from . import ActorAgent, merge_config
 
 
 def optimality_labels(advantage):
@@ -28,17 +27,15 @@ def optimality_labels(advantage):
     return (advantage >= 0).long()
 
 
-
-class CFGRLAgent(nn.Module):
+class CFGRLAgent(ActorAgent):
     """The flow actor: ``update(batch, advantage)`` trains it, ``sample_actions(obs, w)`` samples pi_w."""
 
     KIND = "cfgrl_agent"
 
     def __init__(self, obs_dim: int, action_dim: int, config: dict | None = None, device=None,
                  generator: torch.Generator | None = None):
-        super().__init__()
-        self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
-        self.config = c = merge_config(CONFIG, config, "CFGRL")
+        c = merge_config(CONFIG, config, "CFGRL")
+        super().__init__(obs_dim, action_dim, c)
         device = default_device(device)
         self.policy = FlowPolicy(FlowPolicyConfig(
             obs_dim=self.obs_dim, action_dim=self.action_dim, hidden_dims=c["hidden_dims"],
@@ -47,13 +44,6 @@ class CFGRLAgent(nn.Module):
         self.optimizer = make_adam(self.policy.parameters(), c["lr"])
         # the noise x_0 and times t of the loss; the runner passes its one seeded generator
         self.generator = generator if generator is not None else torch.Generator(device=device).manual_seed(0)
-
-    def spec(self) -> dict:
-        return {"obs_dim": self.obs_dim, "action_dim": self.action_dim, "config": self.config}
-
-    @classmethod
-    def from_spec(cls, spec: dict, device=None) -> "CFGRLAgent":
-        return cls(spec["obs_dim"], spec["action_dim"], spec["config"], device=device)
 
     # -------------------------------------------------------------------------------------------------- losses
     def actor_loss(self, batch: dict, advantage: torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -70,15 +60,7 @@ class CFGRLAgent(nn.Module):
             generator=self.generator, time_bins=self.config["time_bins"])
         return positive * cond_err + self.config["uncond_weight"] * uncond_err
 
-    # ------------------------------------------------------------------------------------------------- update
-    def update(self, batch: dict, advantage: torch.Tensor) -> dict:
-        """One Adam step on the actor loss. Returns detached metric tensors (no host sync)."""
-        loss, metrics = self.actor_loss(batch, advantage)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return metrics
-
+    # ----------------------------------------------------------------------------------------------- acting
     @torch.no_grad()
     def sample_actions(self, obs, w=1.0, *, generator=None, seed=None, noise_scale: float = 1.0) -> torch.Tensor:
         """Actions of pi_w for a batch of states; ``w`` a number or one per state (many w evaluated in one pass)."""

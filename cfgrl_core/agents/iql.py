@@ -18,7 +18,7 @@ from torch import nn
 
 from ..networks import default_device, mlp
 from ..train import make_adam
-from . import merge_config
+from . import Agent, merge_config
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
@@ -27,15 +27,14 @@ def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
     return (weight * diff**2).mean()
 
 
-class IQLAgent(nn.Module):
+class IQLAgent(Agent):
     """The critic: ``update(batch)`` trains it, ``advantage(obs, actions)`` is what it gives the actors."""
 
     KIND = "iql_critic"
 
     def __init__(self, obs_dim: int, action_dim: int, config: dict | None = None, device=None):
-        super().__init__()
-        self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
-        self.config = c = merge_config(CONFIG, config, "IQL")
+        c = merge_config(CONFIG, config, "IQL")
+        super().__init__(obs_dim, action_dim, c)
         if not 0.0 < c["expectile"] < 1.0:
             raise ValueError(f"expectile must lie in (0, 1), got {c['expectile']!r}")
         if not 0.0 <= c["gamma"] < 1.0:
@@ -46,13 +45,6 @@ class IQLAgent(nn.Module):
         self.v = mlp(obs_dim, c["hidden_dims"], 1, c["activation"], c["layer_norm"])
         self.to(default_device(device))
         self.optimizer = make_adam(self.parameters(), c["lr"])
-
-    def spec(self) -> dict:
-        return {"obs_dim": self.obs_dim, "action_dim": self.action_dim, "config": self.config}
-
-    @classmethod
-    def from_spec(cls, spec: dict, device=None) -> "IQLAgent":
-        return cls(spec["obs_dim"], spec["action_dim"], spec["config"], device=device)
 
     # ------------------------------------------------------------------------------------------------ networks
     def q_values(self, obs, actions, target: bool = True) -> torch.Tensor:
@@ -101,9 +93,7 @@ class IQLAgent(nn.Module):
         """One Adam step on L_V + L_Q, then Polyak on the target Qs. Returns detached metric tensors (no host sync)."""
         v_loss, v = self.value_loss(batch)
         q_loss, q1 = self.critic_loss(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        (v_loss + q_loss).backward()
-        self.optimizer.step()
+        self.optimizer_step(v_loss + q_loss)
         with torch.no_grad():
             for p, tp in zip(self.q.parameters(), self.q_target.parameters()):
                 tp.lerp_(p, self.config["tau"])
