@@ -49,21 +49,29 @@ def ablate(run_dir, device=None) -> dict:
 def main(argv=None):
     import argparse
 
-    p = argparse.ArgumentParser(description="Re-evaluate finished runs: deterministic CFGRL, sampled AWR.")
+    from .cli import positive_int, user_errors
+    from .envs import parse_task
+    from .networks import default_device
+
+    p = argparse.ArgumentParser(prog="python -m cfgrl_core.ablation",
+                                description="Re-evaluate finished runs: deterministic CFGRL, sampled AWR.")
     p.add_argument("--runs", default="runs", help="the runner's --out folder")
     p.add_argument("--task", required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=positive_int, default=None)
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    for seed in args.seeds:
-        run_dir = Path(args.runs) / args.task / f"seed{seed}"
-        if not (run_dir / "results.json").exists():
-            raise SystemExit(f"{run_dir} holds no finished run (no results.json); run cfgrl_core.run first")
-        r = ablate(run_dir, args.device)
-        print(json.dumps({"task": r["task"], "seed": seed, "wall_s": r["wall_s"]}))
+    with user_errors(p):
+        parse_task(args.task)
+        default_device(args.device)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        for seed in args.seeds:
+            run_dir = Path(args.runs) / args.task / f"seed{seed}"
+            if not (run_dir / "results.json").exists():
+                raise FileNotFoundError(f"{run_dir} holds no finished run (no results.json); run cfgrl_core.run first")
+            r = ablate(run_dir, args.device)
+            print(json.dumps({"task": r["task"], "seed": seed, "wall_s": r["wall_s"]}))
 
 
 if __name__ == "__main__":

@@ -188,15 +188,19 @@ def ensure_dataset(domain: str, episodes: int | str = "book", root=None, seed: i
 def main(argv=None):
     import argparse
 
-    p = argparse.ArgumentParser(description="Make an ExORL-layout offline dataset for a DMC domain.")
+    from .cli import positive_int, user_errors
+
+    p = argparse.ArgumentParser(prog="python -m cfgrl_core.collect",
+                                description="Make an ExORL-layout offline dataset for a DMC domain.")
     p.add_argument("--domain", required=True, choices=sorted(DOMAIN_TASKS))
     p.add_argument("--size", default="book", choices=sorted(SIZES), help="named number of episodes")
-    p.add_argument("--episodes", type=int, default=None, help="overrides --size")
+    p.add_argument("--episodes", type=positive_int, default=None, help="overrides --size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--root", default=None, help=f"dataset root (default: ${DATA_ENV} or ~/.cache/cfgrl/datasets)")
     args = p.parse_args(argv)
     episodes = args.episodes if args.episodes is not None else SIZES[args.size]
-    out = collect(CollectConfig(domain=args.domain, episodes=episodes, seed=args.seed), args.root)
+    with user_errors(p):
+        out = collect(CollectConfig(domain=args.domain, episodes=episodes, seed=args.seed), args.root)
     print(f"dataset written to {out}")
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
 
 DEVICE_ENV = "CFGRL_DEVICE"
+THREADS_ENV = "CFGRL_THREADS"
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:
@@ -31,6 +33,35 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(choice)!r} was requested but CUDA is not available on this machine")
     return resolved
+
+
+def default_threads(threads: int | None = None) -> int:
+    """torch threads for training and evaluation: the argument if given, else ``$CFGRL_THREADS``, else 1.
+
+    One by default, deliberately. On the 2-core machines this book is made on, two OpenMP threads make a ``book``-size
+    step about 1.35x faster when the process has the machine to itself, but beside one other busy process their
+    spinning threads make each step 40-170x slower (``benchmarks/under_load.py`` measures it); one thread stays within
+    1.5x. Pass 2 (``--threads 2`` or ``CFGRL_THREADS=2``) when the machine is yours alone."""
+    value = threads if threads is not None else os.environ.get(THREADS_ENV) or 1
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or isinstance(value, bool):
+        where = "threads" if threads is not None else f"${THREADS_ENV}"
+        raise ValueError(f"{where} must be an integer >= 1, got {value!r}")
+    return n
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run the body with ``n`` torch threads, then restore the previous number."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------------------------------------- MLP

@@ -114,16 +114,17 @@ def results_table(results: dict[str, list[dict]], paper: dict | None = None) -> 
 
 
 def sweep_table(results: dict[str, list[dict]]) -> str:
-    """Markdown: test return (mean ± 95% CI over seeds) at every w and every T."""
-    lines = []
-    for task, runs in results.items():
-        a = aggregate(runs)
-        ws, Ts = list(a["cfgrl"]), list(a["awr"])
-        lines += [f"**{task}** ({len(runs)} seeds)", "",
-                  "| | " + " | ".join(f"w={w}" for w in ws) + " | " + " | ".join(f"T={T}" for T in Ts) + " |",
-                  "|---|" + "---|" * (len(ws) + len(Ts)),
-                  "| test return | " + " | ".join(fmt(a["cfgrl"][w]) for w in ws) + " | "
-                  + " | ".join(fmt(a["awr"][T]) for T in Ts) + " |", ""]
+    """Markdown: test return (mean ± 95% CI over seeds) at every w and every T, one row per setting and one column
+    per task, so that the table stays narrow however many settings were run (— where a task lacks a setting)."""
+    summaries = {task: aggregate(runs) for task, runs in results.items()}
+    settings = list(dict.fromkeys((method, key) for method in ("cfgrl", "awr")
+                                  for a in summaries.values() for key in a[method]))
+    label = {"cfgrl": "CFGRL w", "awr": "AWR T"}
+    lines = ["| test return | " + " | ".join(f"{task} ({len(runs)} seeds)" for task, runs in results.items()) + " |",
+             "|---|" + "---|" * len(results)]
+    for method, key in settings:
+        cells = [fmt(a[method][key]) if key in a[method] else "—" for a in summaries.values()]
+        lines.append(f"| {label[method]}={key} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -191,7 +192,8 @@ def plot_curves(results: dict[str, list[dict]], fig=None):
 
 def ablation_table(results: dict[str, list[dict]], ablations: dict[str, list[dict]]) -> str:
     """Markdown: test return (mean ± 95% CI over seeds) of CFGRL sampled vs integrated from x_0 = 0 at every w, and
-    of AWR's mean action vs samples at every T — the same networks and test episodes (:mod:`cfgrl_core.ablation`)."""
+    of AWR's mean action vs samples at every T — the same networks and test episodes (:mod:`cfgrl_core.ablation`).
+    One row per setting and one column per way of evaluating, so that the tables stay narrow."""
     lines = []
     for task, runs in results.items():
         abl = {a["seed"]: a for a in ablations.get(task, [])}
@@ -200,15 +202,19 @@ def ablation_table(results: dict[str, list[dict]], ablations: dict[str, list[dic
             continue
         ws, Ts = list(runs[0]["cfgrl_test"]), list(runs[0]["awr_test"])
 
-        def row(label, keys, values_of):
-            return f"| {label} | " + " | ".join(fmt(mean_ci([np.mean(values_of(r, k)) for r in runs]))
-                                                for k in keys) + " |"
+        def table(method, symbol, keys, columns):
+            # columns: {title: values_of(run, setting)}
+            out = [f"| {method} | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+            for k in keys:
+                cells = [fmt(mean_ci([np.mean(values_of(r, k)) for r in runs])) for values_of in columns.values()]
+                out.append(f"| {symbol}={k} | " + " | ".join(cells) + " |")
+            return out
 
-        lines += [f"**{task}** ({len(runs)} seeds)", "",
-                  "| CFGRL | " + " | ".join(f"w={w}" for w in ws) + " |", "|---|" + "---|" * len(ws),
-                  row("sampled, x₀ ~ N(0, I) (as reported)", ws, lambda r, k: r["cfgrl_test"][k]),
-                  row("deterministic, x₀ = 0", ws, lambda r, k: abl[r["seed"]]["cfgrl_deterministic_test"][k]), "",
-                  "| AWR | " + " | ".join(f"T={T}" for T in Ts) + " |", "|---|" + "---|" * len(Ts),
-                  row("mean action (as reported)", Ts, lambda r, k: r["awr_test"][k]),
-                  row("sampled from the Gaussian", Ts, lambda r, k: abl[r["seed"]]["awr_sampled_test"][k]), ""]
+        lines += [f"**{task}** ({len(runs)} seeds)", ""]
+        lines += table("CFGRL", "w", ws, {
+            "sampled, x₀ ~ N(0, I) (as reported)": lambda r, k: r["cfgrl_test"][k],
+            "deterministic, x₀ = 0": lambda r, k: abl[r["seed"]]["cfgrl_deterministic_test"][k]})
+        lines += [""] + table("AWR", "T", Ts, {
+            "mean action (as reported)": lambda r, k: r["awr_test"][k],
+            "sampled from the Gaussian": lambda r, k: abl[r["seed"]]["awr_sampled_test"][k]}) + [""]
     return "\n".join(lines)

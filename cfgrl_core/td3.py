@@ -195,21 +195,27 @@ def train_td3(config: TD3Config, out_dir, progress: bool = True) -> list[dict]:
 def main(argv=None):
     import argparse
 
-    p = argparse.ArgumentParser(description="Train TD3 on a DMC task and save actor snapshots (for data collection).")
-    p.add_argument("--domain", default="walker")
+    from .cli import positive_int, user_errors
+    from .envs import DOMAIN_TASKS, check_domain_task
+
+    p = argparse.ArgumentParser(prog="python -m cfgrl_core.td3", description="Train TD3 on a DMC task and save actor "
+                                "snapshots (for data collection).")
+    p.add_argument("--domain", default="walker", choices=sorted(DOMAIN_TASKS))
     p.add_argument("--task", default="run")
-    p.add_argument("--steps", type=int, default=TD3Config.total_steps)
-    p.add_argument("--hidden", type=int, default=TD3Config.hidden)
-    p.add_argument("--snapshot-every", type=int, default=TD3Config.snapshot_every)
+    p.add_argument("--steps", type=positive_int, default=TD3Config.total_steps)
+    p.add_argument("--hidden", type=positive_int, default=TD3Config.hidden)
+    p.add_argument("--snapshot-every", type=positive_int, default=TD3Config.snapshot_every)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    cfg = TD3Config(domain=args.domain, task=args.task, total_steps=args.steps, hidden=args.hidden,
-                    snapshot_every=args.snapshot_every, seed=args.seed)
-    for entry in train_td3(cfg, args.out):
-        print(entry)
+    with user_errors(p):
+        check_domain_task(args.domain, args.task)
+        torch.set_num_threads(args.threads)
+        cfg = TD3Config(domain=args.domain, task=args.task, total_steps=args.steps, hidden=args.hidden,
+                        snapshot_every=args.snapshot_every, seed=args.seed)
+        for entry in train_td3(cfg, args.out):
+            print(entry)
 
 
 if __name__ == "__main__":

@@ -69,3 +69,7 @@ def test_notebook_runs_in_smoke_mode_with_papermill(path, tmp_path, monkeypatch)
     assert images >= 2, "a chapter should show its figures"
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    warnings = ["".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", [])
+                if o.get("output_type") == "stream" and o.get("name") == "stderr"
+                and "warn" in "".join(o.get("text", "")).lower()]
+    assert not warnings, f"warnings in the executed outputs (a reader would see them): {warnings}"
