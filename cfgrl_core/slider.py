@@ -66,7 +66,7 @@ class GuidanceView:
             self.w_scatter.append(ax.scatter([], [], s=11, c="C0", alpha=0.85, label="π_w"))
             ax.set(xlim=(-1.05, 1.05), ylim=(-1.05, 1.05), xlabel=self.names[i], ylabel=self.names[j], aspect="equal")
             ax.grid(alpha=0.3)
-        self.pair_axes[0].legend(loc="lower left", fontsize=7, markerscale=1.5)
+        pair_legend = self.pair_axes[0].legend(loc="lower left", fontsize=7, markerscale=1.5)
         self.bc_hist, self.w_hist = [], []
         for ax, name in zip(self.hist_axes, self.names):
             self.bc_hist.append(ax.stairs(np.zeros(len(self.bins) - 1), self.bins, color="0.6", fill=True, alpha=0.5))
@@ -79,8 +79,17 @@ class GuidanceView:
         self.q_bc_mean = self.q_ax.axvline(0, color="0.4", lw=1, ls="--")
         self.q_w_mean = self.q_ax.axvline(0, color="C0", lw=1, ls="--")
         self.q_ax.set(xlabel="Q(s, a) of the samples (critic)", yticks=[])
-        self.title = self.fig.suptitle("")
+        self.title = self.fig.suptitle("", fontsize=9)
+        self.q_legend = None
+        # what changes with w is drawn over a cached background (blitting): the samples, the histograms, the Q
+        # marks and the texts. The background (axes, ticks, labels) depends only on the state, through the Q axis.
+        self.dynamic = [*self.bc_scatter, *self.w_scatter, *self.bc_hist, *self.w_hist, self.q_bc, self.q_w,
+                        self.q_bc_mean, self.q_w_mean, self.title, pair_legend]   # legends over the samples
+        for artist in self.dynamic:
+            artist.set_animated(True)
         self._layout_fixed = False
+        self._background = None   # (state, pixels) of the last full render
+        self._state = None
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -126,27 +135,41 @@ class GuidanceView:
         self.q_w_mean.set_xdata([q.mean()] * 2)
         self.q_bc.set_label(f"flow BC: mean {bc_q.mean():.2f}")
         self.q_w.set_label(f"w = {w:g}: mean {q.mean():.2f}")
-        self.q_ax.legend(fontsize=7, loc="upper left")
-        self.q_ax.set(xlim=(bins[0], bins[-1]), ylim=(0, 1.1 * max(hb.max(), hw.max())))
+        if self.q_legend is not None:
+            self.q_legend.remove()
+        self.q_legend = self.q_ax.legend(fontsize=7, loc="upper left")
+        self.q_legend.set_animated(True)
+        self.q_ax.set_ylim(0, 1.1 * max(hb.max(), hw.max()))   # no y ticks: the background does not change
+        if self._state != int(state_index):                     # the Q axis's x ticks do: a new background
+            self.q_ax.set_xlim(bins[0], bins[-1])
+            self._state, self._background = int(state_index), None
         summary = {"w": float(w), "state": int(state_index), "mean_q": float(q.mean()), "bc_mean_q": float(bc_q.mean()),
                    "spread": float(a.std(0).mean()), "bc_spread": float(bc_a.std(0).mean())}
         self.title.set_text(f"state {int(state_index)}, w = {w:g}:  mean Q {summary['mean_q']:.2f} "
                             f"(flow BC {summary['bc_mean_q']:.2f}),  action spread {summary['spread']:.3f} "
                             f"(flow BC {summary['bc_spread']:.3f}),  K = {self.k}, {self.steps} Euler steps")
-        self.title.set_fontsize(9)
         return summary
 
     def png(self) -> bytes:
-        """The figure as PNG: one Agg draw and a fast PNG encoding. The constrained layout is solved on the first
-        call and then frozen (axes keep their place), which makes later renders several times faster."""
+        """The figure as PNG. The first render of a state draws everything and keeps the background (axes, ticks,
+        labels: they do not depend on w); later renders restore it and draw only what changed (blitting), then
+        encode fast. The constrained layout is solved on the first render and then frozen."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from PIL import Image
 
         canvas = self.fig.canvas if isinstance(self.fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(self.fig)
-        canvas.draw()
-        if not self._layout_fixed:
-            self.fig.set_layout_engine("none")
-            self._layout_fixed = True
+        if self._background is None:
+            canvas.draw()        # animated artists are left out: this is the background
+            if not self._layout_fixed:
+                self.fig.set_layout_engine("none")
+                self._layout_fixed = True
+                canvas.draw()
+            self._background = canvas.copy_from_bbox(self.fig.bbox)
+        else:
+            canvas.restore_region(self._background)
+        for artist in (*self.dynamic, self.q_legend):
+            if artist is not None:
+                self.fig.draw_artist(artist)
         buf = io.BytesIO()
         Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]).save(buf, format="png", compress_level=1)
         return buf.getvalue()

@@ -112,3 +112,23 @@ def test_live_widget_in_a_kernel(tmp_path, flavour):
     result = json.loads(next(o["text"] for o in outputs if o.get("name") == "stdout").strip().splitlines()[-1])
     assert result["version"].startswith("7." if flavour == "ipywidgets7" else "8.")
     assert result["distinct"] == 4 and result["log_display"] is None and result["latency"] > 0
+
+
+def test_blitted_update_is_pixel_identical_to_a_full_render():
+    """Dragging w redraws only what changed over the state's cached background; the picture must be the one a
+    fresh view renders from scratch at that w (and a switch of state must redraw the background)."""
+    from PIL import Image
+    import io
+
+    dragged = small_view()
+    dragged.draw(0, 1.0), dragged.png()
+    dragged.draw(0, 4.0)
+    blitted = dragged.png()
+    fresh = small_view()
+    fresh.draw(0, 4.0)
+    as_array = lambda png: np.asarray(Image.open(io.BytesIO(png)))  # noqa: E731
+    assert np.array_equal(as_array(blitted), as_array(fresh.png()))
+    dragged.draw(2, 4.0)                     # another state: its Q axis (and so the background) differs
+    other = small_view()
+    other.draw(2, 4.0)
+    assert np.array_equal(as_array(dragged.png()), as_array(other.png()))
