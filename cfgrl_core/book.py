@@ -1,5 +1,6 @@
 """What the chapters share: the library's own source shown at the equation it implements, a finished run's trained
-networks with the data they were trained on, and Markdown tables.
+networks with the data they were trained on, Markdown tables; and, as a Sphinx extension (``_config.yml`` lists
+``cfgrl_core.book`` under ``extra_extensions``), math that renders without a network.
 
 d2l's rule holds here: the code a chapter shows is the code that ships, printed from the installed package.
 """
@@ -56,3 +57,42 @@ def trained_run(task: str, path=None, dataset: str | None = None, with_data: boo
         out["data_root"] = root = ensure_dataset(domain, size, progress=False)
         out["data"] = load_dataset(root, domain, "td3_snapshots", task_name, episodes=SIZES[size], progress=False)
     return out
+
+
+# ------------------------------------------------------------------------------------------ offline math
+MATHJAX_PACKAGE = "django-static-mathjax"   # MathJax 3.2.2's own files, from PyPI (its Python package: ``mathjax``)
+
+
+def mathjax_es5() -> Path:
+    """The ``es5`` folder of the installed MathJax 3 (the ``book`` extra installs it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mathjax")
+    es5 = None if spec is None else Path(spec.submodule_search_locations[0]) / "static" / "mathjax" / "es5"
+    if es5 is None or not (es5 / "tex-mml-chtml.js").is_file():
+        raise RuntimeError(f"MathJax 3 is not installed: pip install {MATHJAX_PACKAGE} (part of cfgrl-core[book])")
+    return es5
+
+
+def _use_local_mathjax(app, config) -> None:
+    mathjax_es5()   # fail the build early, naming the package, if it is missing
+    config.mathjax_path = "mathjax/tex-mml-chtml.js"   # relative to the built _static folder
+
+
+def _copy_mathjax(app, exception) -> None:
+    import shutil
+
+    if exception is None and app.builder.format == "html":
+        es5, out = mathjax_es5(), Path(app.outdir) / "_static" / "mathjax"
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(es5 / "tex-mml-chtml.js", out)          # the component Sphinx loads, and what it loads lazily:
+        for folder in ("input", "output", "ui", "a11y", "adaptors"):   # TeX extensions, fonts, the menu
+            if (es5 / folder).is_dir():
+                shutil.copytree(es5 / folder, out / folder, dirs_exist_ok=True)
+
+
+def setup(app):
+    """Sphinx extension: serve MathJax from the built book instead of a CDN, so formulas render offline."""
+    app.connect("config-inited", _use_local_mathjax)
+    app.connect("build-finished", _copy_mathjax)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -46,6 +46,12 @@ def test_book_builds_with_warnings_as_errors(built_book):
     slider_page = (html / "book" / "06_drag_the_guidance.html").read_text()
     assert slider_page.count("<video") >= 6 and 'class="cfgrl-player"' in slider_page
     assert "w = 0: return" in slider_page   # the rollout captions give each rollout's return
+    for page in (html / "book").glob("*.html"):   # MathJax is served by the book itself, not by a CDN
+        text = page.read_text()
+        assert "cdn.jsdelivr.net/npm/mathjax" not in text, page.name
+        assert "_static/mathjax/tex-mml-chtml.js" in text, page.name
+    assert (html / "_static" / "mathjax" / "tex-mml-chtml.js").is_file()
+    assert any((html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
 
 
 def _pixels(png: bytes) -> np.ndarray:
@@ -95,3 +101,34 @@ def test_static_slider_in_headless_chromium(built_book, tmp_path):
     print(report)
     (built_book.parent / "browser-test.txt").write_text(report + "\n")
     assert changed > 0.005, "moving the static slider did not change the plot"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (Debian package `chromium`; .ci/run "
+                                             "installs it): the offline-math browser test was skipped")
+def test_math_renders_offline_in_headless_chromium(built_book, tmp_path):
+    """Every page, with every request that is not a local file blocked: MathJax typesets all formulas (no raw TeX
+    delimiters are left in the visible text)."""
+    from playwright.sync_api import sync_playwright
+
+    pages = sorted((built_book / "book").glob("*.html"))
+    results = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            tempfile.mkdtemp(dir=tmp_path), executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"])
+        page = browser.new_page()
+        page.route(lambda url: not url.startswith(("file:", "data:", "blob:")), lambda route: route.abort())
+        for path in pages:
+            page.goto(path.as_uri(), wait_until="load")
+            page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
+            page.evaluate("() => MathJax.startup.promise")
+            text = page.inner_text("article")
+            results[path.name] = (page.locator("mjx-container").count(),
+                                  [d for d in ("\\(", "\\[", "$$") if d in text])
+        browser.close()
+    report = "offline math: " + "; ".join(f"{n}: {c} formulas, raw {raw or 'none'}" for n, (c, raw) in results.items())
+    print(report)
+    (built_book.parent / "browser-math-test.txt").write_text(report + "\n")
+    assert all(not raw for _, raw in results.values()), report
+    assert all(c > 0 for name, (c, _) in results.items() if name != "intro.html"), report
