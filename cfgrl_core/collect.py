@@ -31,7 +31,7 @@ from .provenance import provenance
 ASSETS = Path(__file__).resolve().parent / "assets" / "td3"
 DATA_ENV = "CFGRL_DATA"
 #: Named sizes: episodes per domain (1000 steps each).
-SIZES = {"smoke": 3, "book": 200}
+SIZES = {"smoke": 3, "quick": 100, "book": 200}   # "quick" is the first half of "book" (same seeds)
 
 
 def default_data_root() -> Path:
