@@ -13,7 +13,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export JUPYTER_PATH := $(abspath $(VENV))/share/jupyter
 export MUJOCO_GL ?= egl
 
-.PHONY: book test install clean
+.PHONY: book test install clean colab-check
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build -W -n --keep-going .
@@ -34,6 +34,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade --target .cache/ipywidgets7 --no-deps \
 		ipywidgets==7.7.1 ipython_genutils==0.2.0
 	touch $(STAMP)
+
+# Not part of CI (it downloads packages): the notebooks under Colab's pins, installed by their own install cell.
+colab-check:
+	bash .ci/colab-check
 
 clean:
 	rm -rf _build

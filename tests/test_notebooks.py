@@ -48,6 +48,14 @@ def test_colab_cells_are_identical():
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_code_fits_the_page(path):
+    """The HTML page shows about 90 characters of code; longer lines are cut off."""
+    long = [line for c in cells(path) if c["cell_type"] == "code"
+            for line in source(c).splitlines() if len(line) > 90]
+    assert not long, long
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_exactly_one_parameters_cell_with_a_smoke_switch(path):
     tagged = [c for c in cells(path) if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1
