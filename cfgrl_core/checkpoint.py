@@ -16,6 +16,7 @@ network is rebuilt exactly as it was made (no shapes inferred, no keys renamed).
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -162,8 +163,6 @@ def export_trained(run_checkpoint, out) -> Path:
 def load_trained(path, device=None) -> dict:
     """The agents of a finished run, from :func:`export_trained`'s file or a run's ``checkpoint.pt``, in eval mode:
     ``{"task", "seed", "config", "critic", "cfgrl", "policy" (the CFGRL agent's flow policy), "awr": {T: agent}}``."""
-    import json
-
     payload = read_checkpoint(path, ("trained", "run"))
     agents = {name: build_module(rec, device, where=f"checkpoint {path}").eval().requires_grad_(False)
               for name, rec in payload["agents"].items()}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .book import markdown_table
 from .run import choose_on_validation
 
 # two-sided 95% Student-t quantiles t_{0.975, df}
@@ -100,17 +101,16 @@ def fmt(mean_and_ci, digits: int = 0) -> str:
 def results_table(results: dict[str, list[dict]], paper: dict | None = None) -> str:
     """A Markdown table in the form of the paper's Table 1 (AWR vs CFGRL with the same critic), plus flow BC and the
     optimistic protocol. ``paper`` maps task -> (AWR, CFGRL) numbers to print beside ours."""
-    head = "| task | seeds | flow BC (w=0) | AWR (T chosen on val) | CFGRL (w chosen on val) | " \
-           "AWR / CFGRL, max on test | paper AWR / CFGRL |"
-    lines = [head, "|" + "---|" * 7]
+    header = ["task", "seeds", "flow BC (w=0)", "AWR (T chosen on val)", "CFGRL (w chosen on val)",
+              "AWR / CFGRL, max on test", "paper AWR / CFGRL"]
+    rows = []
     for task, runs in results.items():
         a = aggregate(runs)
         p = (paper or {}).get(task)
-        lines.append(f"| {task} | {len(runs)} | {fmt(a['flow_bc'])} | {fmt(a['awr_headline'])} "
-                     f"(T={','.join(a['awr_chosen'])}) | {fmt(a['cfgrl_headline'])} (w={','.join(a['cfgrl_chosen'])})"
-                     f" | {fmt(a['awr_max_on_test'])} / {fmt(a['cfgrl_max_on_test'])} | "
-                     f"{'%s / %s' % p if p else '—'} |")
-    return "\n".join(lines)
+        rows.append([task, len(runs), fmt(a["flow_bc"]), f"{fmt(a['awr_headline'])} (T={','.join(a['awr_chosen'])})",
+                     f"{fmt(a['cfgrl_headline'])} (w={','.join(a['cfgrl_chosen'])})",
+                     f"{fmt(a['awr_max_on_test'])} / {fmt(a['cfgrl_max_on_test'])}", "%s / %s" % p if p else "—"])
+    return markdown_table(header, rows)
 
 
 def sweep_table(results: dict[str, list[dict]]) -> str:
@@ -120,12 +120,10 @@ def sweep_table(results: dict[str, list[dict]]) -> str:
     settings = list(dict.fromkeys((method, key) for method in ("cfgrl", "awr")
                                   for a in summaries.values() for key in a[method]))
     label = {"cfgrl": "CFGRL w", "awr": "AWR T"}
-    lines = ["| test return | " + " | ".join(f"{task} ({len(runs)} seeds)" for task, runs in results.items()) + " |",
-             "|---|" + "---|" * len(results)]
-    for method, key in settings:
-        cells = [fmt(a[method][key]) if key in a[method] else "—" for a in summaries.values()]
-        lines.append(f"| {label[method]}={key} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    header = ["test return"] + [f"{task} ({len(runs)} seeds)" for task, runs in results.items()]
+    return markdown_table(header, [[f"{label[method]}={key}"]
+                                   + [fmt(a[method][key]) if key in a[method] else "—" for a in summaries.values()]
+                                   for method, key in settings])
 
 
 def plot_sweeps(results: dict[str, list[dict]], fig=None):
@@ -204,11 +202,9 @@ def ablation_table(results: dict[str, list[dict]], ablations: dict[str, list[dic
 
         def table(method, symbol, keys, columns):
             # columns: {title: values_of(run, setting)}
-            out = [f"| {method} | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-            for k in keys:
-                cells = [fmt(mean_ci([np.mean(values_of(r, k)) for r in runs])) for values_of in columns.values()]
-                out.append(f"| {symbol}={k} | " + " | ".join(cells) + " |")
-            return out
+            rows = [[f"{symbol}={k}"] + [fmt(mean_ci([np.mean(values_of(r, k)) for r in runs]))
+                                         for values_of in columns.values()] for k in keys]
+            return markdown_table([method, *columns], rows).split("\n")
 
         lines += [f"**{task}** ({len(runs)} seeds)", ""]
         lines += table("CFGRL", "w", ws, {
