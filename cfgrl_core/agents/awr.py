@@ -5,7 +5,8 @@ advantages by
 
     L = - E[ min(exp(T A(s, a)), 100) log pi(a | s) ],     T = 1/beta in {1, 3, 10, 30}
 
-and evaluated with its mean action. Its optimum is pi ∝ pi_hat exp(T A) (chapter 1): the same improvement
+and evaluated with its mean action. ``weighting="binary"`` uses w = 1[A >= 0] instead (CFGRL's labels in AWR's
+policy class; an experiment of chapter 4), and T = 0 gives w = 1: Gaussian behaviour cloning. Its optimum is pi ∝ pi_hat exp(T A) (chapter 1): the same improvement
 operator CFGRL samples with guidance, reached by weighting instead. A temperature sweep is several AWR agents
 sharing one critic and one batch.
 """
@@ -31,6 +32,8 @@ class AWRAgent(ActorAgent):
         super().__init__(obs_dim, action_dim, c)
         if not (math.isfinite(c["temperature"]) and c["temperature"] >= 0):
             raise ValueError(f"temperature must be a finite number >= 0, got {c['temperature']!r}")
+        if c["weighting"] not in ("exp", "binary"):
+            raise ValueError(f"weighting must be 'exp' or 'binary', got {c['weighting']!r}")
         self.mean_net = mlp(obs_dim, c["hidden_dims"], action_dim, c["activation"], c["layer_norm"])
         self.log_std = nn.Parameter(torch.zeros(action_dim))
         self.to(default_device(device))
@@ -42,7 +45,9 @@ class AWRAgent(ActorAgent):
 
     # -------------------------------------------------------------------------------------------------- losses
     def weights(self, advantage: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
-        """w_i = min(exp(T A_i), max_weight), at this agent's T or at ``temperature``."""
+        """w_i = min(exp(T A_i), max_weight), at this agent's T or at ``temperature``; 1[A_i >= 0] if binary."""
+        if self.config["weighting"] == "binary":
+            return (advantage >= 0).float()
         T = self.config["temperature"] if temperature is None else temperature
         return torch.exp(advantage * T).clamp(max=self.config["max_weight"])
 
@@ -76,4 +81,5 @@ CONFIG = dict(
     max_weight=100.0,             # weights are clipped at this value
     log_std_min=-5.0,             # the state-independent log-std is clipped to [log_std_min, log_std_max]
     log_std_max=2.0,
+    weighting="exp",              # "exp": min(exp(T A), max_weight) (AWR); "binary": 1[A >= 0] (CFGRL's labels)
 )

@@ -6,6 +6,11 @@ Each update on a batch (s, a, r, s', m) with advantages A(s, a) from a critic (:
   3. one Adam step.
 At test time  pi_w ∝ pi_hat p(o=1|s,a)^w  is sampled with guidance weight w (``sample_actions``): w = 0 is flow
 behaviour cloning, w = 1 the conditional policy, w > 1 extrapolates; no retraining between them.
+
+``weighting="exp"`` (an experiment of chapter 4, not the paper's method) trains the conditional branch with AWR's
+weights f(A) = min(exp(T A), max_weight) instead of 1[A >= 0]: its optimum is pi_hat f(A) / Z, and guidance then
+samples pi_hat f(A)^w (Theorem 1 holds for any non-decreasing f), which separates "flow vs Gaussian" from
+"guidance vs weighting".
 """
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ class CFGRLAgent(ActorAgent):
                  generator: torch.Generator | None = None):
         c = merge_config(CONFIG, config, "CFGRL")
         super().__init__(obs_dim, action_dim, c)
+        if c["weighting"] not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {c['weighting']!r}")
         device = default_device(device)
         self.policy = FlowPolicy(FlowPolicyConfig(
             obs_dim=self.obs_dim, action_dim=self.action_dim, hidden_dims=c["hidden_dims"],
@@ -46,11 +53,21 @@ class CFGRLAgent(ActorAgent):
         self.generator = generator if generator is not None else torch.Generator(device=device).manual_seed(0)
 
     # -------------------------------------------------------------------------------------------------- losses
+    def condition_weights(self, advantage: torch.Tensor) -> torch.Tensor:
+        """The weight of each sample's conditional term: 1[A >= 0] (CFGRL), or min(exp(T A), max_weight)."""
+        if self.config["weighting"] == "binary":
+            return optimality_labels(advantage).float()
+        return torch.exp(advantage * self.config["temperature"]).clamp(max=self.config["max_weight"])
+
     def actor_loss(self, batch: dict, advantage: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """The official CFGRL loss on the batch, with labels o = 1[A >= 0] (:func:`cfgrl_core.flow.official_cfgrl_loss`)."""
-        return official_cfgrl_loss(self.policy, batch["observations"], batch["actions"], optimality_labels(advantage),
-                                   uncond_weight=self.config["uncond_weight"], generator=self.generator,
-                                   time_bins=self.config["time_bins"])
+        """The official CFGRL loss on the batch, with labels o = 1[A >= 0] (:func:`cfgrl_core.flow.official_cfgrl_loss`);
+        with ``weighting="exp"`` the conditional term is weighted by f(A) instead."""
+        if self.config["weighting"] == "binary":
+            return official_cfgrl_loss(self.policy, batch["observations"], batch["actions"],
+                                       optimality_labels(advantage), uncond_weight=self.config["uncond_weight"],
+                                       generator=self.generator, time_bins=self.config["time_bins"])
+        loss = self.per_sample_loss(batch, advantage).mean()
+        return loss, {"loss": loss.detach()}
 
     def per_sample_loss(self, batch: dict, advantage: torch.Tensor) -> torch.Tensor:
         """l_i = 1[o_i = 1] ||v(s_i, x_t, t, o=1) - u||^2 + lambda ||v(s_i, x_t, t, null) - u||^2, shape (B,): the
@@ -58,7 +75,7 @@ class CFGRLAgent(ActorAgent):
         positive, cond_err, uncond_err = official_cfgrl_terms(
             self.policy, batch["observations"], batch["actions"], optimality_labels(advantage),
             generator=self.generator, time_bins=self.config["time_bins"])
-        return positive * cond_err + self.config["uncond_weight"] * uncond_err
+        return self.condition_weights(advantage) * cond_err + self.config["uncond_weight"] * uncond_err
 
     # ----------------------------------------------------------------------------------------------- acting
     @torch.no_grad()
@@ -77,4 +94,9 @@ CONFIG = dict(
     uncond_weight=0.1,            # lambda, the weight of the unconditional branch in the official loss
     time_bins=32,                 # t drawn from {0, 1/32, ..., 1} in training (official); None: t ~ U[0, 1)
     sample_steps=32,              # Euler steps when sampling (official offline RL: 32)
+    weighting="binary",           # conditional-branch weights: "binary" 1[A >= 0] (CFGRL), "exp" min(exp(T A), max)
+    temperature=1.0,              # T of the "exp" weighting (unused by "binary")
+    max_weight=100.0,             # clip of the "exp" weighting
 )
+
+WEIGHTINGS = ("binary", "exp")

@@ -1,0 +1,254 @@
+"""Policy extraction on one frozen critic: which part of "CFGRL vs AWR" is the policy class, which the operator?
+(chapter 4's investigation, issue #11 items 1, 2 and 4)
+
+Every actor below learns from the same frozen critic (a file saved by :mod:`cfgrl_core.critic_convergence`), on the
+same batches and the same advantages A(s, a):
+
+  ``gauss_bc``      Gaussian, weights 1 (AWR at T = 0): Gaussian behaviour cloning
+  ``gauss_binary``  Gaussian, weights 1[A >= 0]: CFGRL's labels in AWR's policy class
+  ``awr_T<T>``      Gaussian, weights min(exp(T A), 100): AWR
+  ``flow_binary``   the CFGRL flow (labels 1[A >= 0]), sampled at every w
+  ``flow_exp_T<T>`` a flow whose conditional branch is weighted by min(exp(T A), 100), sampled at every w: at w = 1 it
+                    targets AWR's pi_hat exp(T A), at other w pi_hat exp(T A)^w (Theorem 1 holds for any
+                    non-decreasing f)
+
+and is evaluated several ways: Gaussians by their mean and by sampling; flows by sampling, by integrating from
+x_0 = 0, and (``flow_binary``) by the mean of K samples per state (the flow's analogue of a Gaussian's mean) and with
+32 instead of 16 Euler steps at large w. Validation episodes choose each (actor, evaluation) pair's w or nothing;
+test episodes are reported. Run it again with a larger ``--steps`` to continue training the same actors (budget
+curves): each call writes ``extraction_<steps>.json``.
+
+    python -m cfgrl_core.extraction --task cheetah-run \\
+        --critic runs/critic/cheetah-run/expectile0.9/seed0/critic_100000.pt --steps 25000 --threads 2
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .agents.awr import AWRAgent
+from .agents.cfgrl import CFGRLAgent
+from .checkpoint import (CheckpointError, atomic_write_text, load_module, module_record, read_checkpoint,
+                         save_checkpoint)
+from .collect import SIZES, ensure_dataset
+from .dataset import load_dataset
+from .envs import parse_task
+from .evaluate import evaluate
+from .networks import default_device, default_threads, torch_threads
+from .provenance import provenance
+from .run import choose_on_validation, episode_seeds, resolve_config
+
+#: actor name -> (agent class key, overrides of the preset's agent config)
+ACTORS = {
+    "gauss_bc": ("awr", {"temperature": 0.0}),
+    "gauss_binary": ("awr", {"weighting": "binary"}),
+    "awr_T1": ("awr", {"temperature": 1.0}),
+    "awr_T3": ("awr", {"temperature": 3.0}),
+    "awr_T10": ("awr", {"temperature": 10.0}),
+    "flow_binary": ("cfgrl", {}),
+    "flow_exp_T3": ("cfgrl", {"weighting": "exp", "temperature": 3.0}),
+}
+#: the official sweep of the guidance weight (the paper's quoted figures use w = 30)
+W_VALUES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0)
+MEAN_OF = 4            # samples averaged per state by the "mean of K" evaluation
+LONG_EULER = 32        # Euler steps of the "sample, 32 steps" evaluation, at LONG_EULER_W
+LONG_EULER_W = (10.0, 30.0, 100.0)
+
+
+def build_actors(cfg: dict, obs_dim: int, action_dim: int, device, generator, names=None) -> dict:
+    names = list(ACTORS) if names is None else names
+    unknown = sorted(set(names) - set(ACTORS))
+    if unknown:
+        raise ValueError(f"unknown actors {unknown}; known: {list(ACTORS)}")
+    out = {}
+    for name in names:
+        kind, overrides = ACTORS[name]
+        if kind == "awr":
+            out[name] = AWRAgent(obs_dim, action_dim, {**cfg["awr"], **overrides}, device)
+        else:
+            out[name] = CFGRLAgent(obs_dim, action_dim, {**cfg["cfgrl"], **overrides}, device, generator=generator)
+    return out
+
+
+def evaluation_settings(actors: dict, w_values=W_VALUES) -> list[dict]:
+    """One row per (actor, evaluation, w): what :func:`evaluate` steps together."""
+    rows = []
+    for name, actor in actors.items():
+        if isinstance(actor, AWRAgent):
+            rows += [{"actor": name, "mode": mode, "w": None} for mode in ("mean", "sample")]
+            continue
+        modes = ["sample", "x0=0"] + (["mean of K", "sample, 32 steps"] if name == "flow_binary" else [])
+        for mode in modes:
+            ws = LONG_EULER_W if mode == "sample, 32 steps" else w_values
+            rows += [{"actor": name, "mode": mode, "w": float(w)} for w in ws]
+    return rows
+
+
+def settings_actor(actors: dict, rows: list[dict], seed: int):
+    """``act`` for :func:`evaluate`: one batched call per (actor, evaluation) group at every environment step."""
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault((r["actor"], r["mode"]), []).append(i)
+    w_of = torch.tensor([r["w"] if r["w"] is not None else 0.0 for r in rows])
+    device = next(next(iter(actors.values())).parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    action_dim = next(iter(actors.values())).action_dim
+
+    @torch.no_grad()
+    def act(obs, setting):
+        obs = obs.to(device)
+        out = torch.empty(obs.shape[0], action_dim, device=device)
+        for (name, mode), members in groups.items():
+            rows_here = torch.isin(setting, torch.tensor(members)).to(device)
+            if not rows_here.any():
+                continue
+            actor, o, w = actors[name], obs[rows_here], w_of[setting[rows_here.cpu()]].to(device)
+            if isinstance(actor, AWRAgent):
+                a = actor.sample_actions(o, deterministic=mode == "mean", generator=generator)
+            elif mode == "mean of K":
+                a = actor.policy.sample(o, 1, w, num_samples=MEAN_OF, generator=generator).mean(1)
+            else:
+                a = actor.policy.sample(o, 1, w, generator=generator, noise_scale=0.0 if mode == "x0=0" else 1.0,
+                                        steps=LONG_EULER if mode == "sample, 32 steps" else None)
+            out[rows_here] = a
+        return out
+
+    return act
+
+
+def extract(task: str, critic_path, seed: int = 0, steps: int = 25_000, preset: str = "book", names=None,
+            out="runs/extraction", data_root=None, device=None, threads: int | None = None,
+            progress: bool = True, w_values=W_VALUES, eval_max_steps: int | None = None) -> dict:
+    """Train (or continue) the actors to ``steps`` on the frozen critic, then evaluate them at ``w_values``; returns
+    the results. ``eval_max_steps`` cuts evaluation episodes short (tests only)."""
+    with torch_threads(default_threads(threads)):
+        return _extract(task, Path(critic_path), seed, steps, preset, names, out, data_root, device, progress,
+                        w_values, eval_max_steps)
+
+
+def _extract(task, critic_path, seed, steps, preset, names, out, data_root, device, progress, w_values,
+             eval_max_steps):
+    domain, task_name = parse_task(task)
+    cfg = resolve_config({"preset": preset})
+    started_with = provenance()
+    device = default_device(device)
+    critic = load_module(critic_path, "iql_critic", device)
+    run_dir = Path(out) / task / f"{critic_path.parent.parent.name}_{critic_path.stem}" / f"seed{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    root = ensure_dataset(domain, cfg["dataset"], data_root, progress=progress)
+    data = load_dataset(root, domain, "td3_snapshots", task_name, episodes=SIZES[cfg["dataset"]], progress=progress)
+    D = {k: torch.as_tensor(data[k], device=device) for k in ("observations", "actions")}
+    n, obs_dim = D["observations"].shape
+    if (obs_dim, D["actions"].shape[1]) != (critic.obs_dim, critic.action_dim):
+        raise ValueError(f"{critic_path} is a critic for obs/action dims {(critic.obs_dim, critic.action_dim)}, "
+                         f"the {task} data has {(obs_dim, D['actions'].shape[1])}")
+
+    torch.manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    actors = build_actors(cfg, obs_dim, D["actions"].shape[1], device, generator, names)
+    state = {"step": 0, "wall_s": 0.0, "log": []}
+    identity = json.dumps({"task": task, "seed": seed, "critic": str(critic_path), "batch_size": cfg["batch_size"],
+                           "actors": {k: a.config for k, a in actors.items()}}, sort_keys=True)
+    ckpt_path = run_dir / "checkpoint.pt"
+    if ckpt_path.exists():
+        ckpt = read_checkpoint(ckpt_path, "run")
+        if ckpt["config"] != identity:
+            raise CheckpointError(f"{ckpt_path} belongs to another configuration; use another --out or delete it")
+        for name, actor in actors.items():
+            actor.load_state_dict(ckpt["agents"][name]["state_dict"])
+            actor.optimizer.load_state_dict(ckpt["optimizers"][name])
+        generator.set_state(ckpt["generator"])
+        state = ckpt["state"]
+    if state["step"] > steps:
+        raise ValueError(f"{run_dir} is already trained to {state['step']} steps, more than --steps {steps}")
+
+    def save():
+        save_checkpoint(ckpt_path, "run", config=identity, state=state, generator=generator.get_state(),
+                        agents={k: module_record(a) for k, a in actors.items()},
+                        optimizers={k: a.optimizer.state_dict() for k, a in actors.items()})
+
+    started = time.time() - state["wall_s"]
+    bar = tqdm(range(state["step"], steps), desc=f"{task} actors on a frozen critic", initial=state["step"],
+               total=steps, disable=not progress)
+    for step in bar:
+        idx = torch.randint(0, n, (cfg["batch_size"],), generator=generator, device=device)
+        batch = {k: v[idx] for k, v in D.items()}
+        advantage = critic.advantage(batch["observations"], batch["actions"])
+        metrics = {name: actor.update(batch, advantage)["loss"] for name, actor in actors.items()}
+        state["step"] = step + 1
+        if state["step"] % cfg["log_every"] == 0:
+            state["log"].append({"step": state["step"], **{k: round(float(v), 5) for k, v in metrics.items()}})
+        if state["step"] % cfg["checkpoint_every"] == 0 or state["step"] == steps:
+            state["wall_s"] = time.time() - started
+            save()
+
+    # ---- evaluation: validation chooses w per (actor, evaluation); test is reported
+    t0 = time.time()
+    rows = evaluation_settings(actors, w_values)
+    returns = {}
+    for split in ("val", "test"):
+        r = evaluate(settings_actor(actors, rows, seed), domain, task_name, len(rows),
+                     episode_seeds(split, seed, cfg[f"{split}_episodes"]), progress=progress,
+                     max_steps=eval_max_steps)
+        returns[split] = r
+    table = {}
+    for i, row in enumerate(rows):
+        entry = table.setdefault(row["actor"], {}).setdefault(row["mode"], {"val": {}, "test": {}})
+        key = "-" if row["w"] is None else f"{row['w']:g}"
+        entry["val"][key] = returns["val"][i].tolist()
+        entry["test"][key] = returns["test"][i].tolist()
+    summary = {}
+    for name, modes in table.items():
+        for mode, entry in modes.items():
+            chosen = choose_on_validation(entry["val"])
+            summary[f"{name} | {mode}"] = {
+                "chosen": chosen, "test_mean": float(np.mean(entry["test"][chosen])),
+                "test_std": float(np.std(entry["test"][chosen])),
+                "best_test_mean": float(max(np.mean(v) for v in entry["test"].values()))}
+    results = {"task": task, "seed": seed, "steps": steps, "critic": str(critic_path), "preset": preset,
+               "batch_size": cfg["batch_size"], "actors": {k: a.config for k, a in actors.items()},
+               "episodes": {"val": cfg["val_episodes"], "test": cfg["test_episodes"]}, "mean_of_k": MEAN_OF,
+               "eval_max_steps": eval_max_steps,
+               "train_wall_s": round(state["wall_s"], 1), "eval_wall_s": round(time.time() - t0, 1),
+               "threads": torch.get_num_threads(), "device": str(device), "provenance": started_with,
+               "summary": summary, "returns": table, "log": state["log"]}
+    atomic_write_text(run_dir / f"extraction_{steps}.json", json.dumps(results, indent=1))
+    return results
+
+
+def main(argv=None):
+    import argparse
+
+    from .cli import positive_int, user_errors
+
+    p = argparse.ArgumentParser(prog="python -m cfgrl_core.extraction",
+                                description="Train Gaussian and flow actors on one frozen critic and compare them.")
+    p.add_argument("--task", required=True, help="e.g. walker-run, cheetah-run")
+    p.add_argument("--critic", required=True, help="a critic_<step>.pt written by cfgrl_core.critic_convergence")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=positive_int, default=25_000)
+    p.add_argument("--preset", default="book")
+    p.add_argument("--actors", nargs="+", default=None, help=f"a subset of {list(ACTORS)}")
+    p.add_argument("--out", default="runs/extraction")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=positive_int, default=None)
+    args = p.parse_args(argv)
+    with user_errors(p):
+        parse_task(args.task)
+        default_device(args.device)
+        if not Path(args.critic).is_file():
+            raise FileNotFoundError(f"critic file {args.critic} does not exist")
+        r = extract(args.task, args.critic, args.seed, args.steps, args.preset, args.actors, args.out,
+                    args.data_root, args.device, args.threads)
+        for key, s in r["summary"].items():
+            print(f"{key:32s} chosen {s['chosen']:>5s}  test {s['test_mean']:7.1f}  best-on-test {s['best_test_mean']:7.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Chapter 4's investigation tools: critic convergence curves, and policy extraction on one frozen critic."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_batch
+
+
+def test_spearman_and_behaviour_groups():
+    from cfgrl_core.critic_convergence import behaviour_groups, spearman
+
+    x = np.array([0.1, 0.5, 0.2, 0.9])
+    assert spearman(x, 10 * x + 3) == pytest.approx(1.0)
+    assert spearman(x, -x) == pytest.approx(-1.0)
+    assert spearman(np.array([1.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0])) == pytest.approx(np.sqrt(3) / 2)
+    returns = np.array([5.0, 900.0, 300.0, 10.0, 600.0, 0.5, 2.0])
+    random_episodes = np.array([False, False, False, False, False, True, True])
+    g = behaviour_groups(returns, random_episodes)
+    assert list(g["random actions"]) == [5, 6]
+    together = np.sort(np.concatenate([g["low third"], g["mid third"], g["high third"]]))
+    assert list(together) == [0, 1, 2, 3, 4]                          # a partition of the other episodes
+    assert max(returns[g["low third"]]) < min(returns[g["high third"]])
+
+
+def test_binary_and_zero_temperature_gaussians():
+    from cfgrl_core.agents.awr import AWRAgent
+
+    adv = torch.tensor([-0.5, 0.0, 0.2, -1e-6])
+    assert AWRAgent(5, 2, {"hidden_dims": (8,), "weighting": "binary"}).weights(adv).tolist() == [0, 1, 1, 0]
+    assert AWRAgent(5, 2, {"hidden_dims": (8,), "temperature": 0.0}).weights(adv).tolist() == [1, 1, 1, 1]
+    with pytest.raises(ValueError, match="weighting"):
+        AWRAgent(5, 2, {"weighting": "softmax"})
+
+
+def test_flow_with_exponential_weights_weights_the_conditional_branch():
+    from cfgrl_core.agents.cfgrl import CFGRLAgent
+    from cfgrl_core.flow import official_cfgrl_terms
+
+    torch.manual_seed(0)
+    agent = CFGRLAgent(5, 2, {"hidden_dims": (16,), "weighting": "exp", "temperature": 3.0, "max_weight": 2.0})
+    b, adv = make_batch(), torch.linspace(-1, 1, 64)
+    w = agent.condition_weights(adv)
+    assert torch.allclose(w, torch.exp(3 * adv).clamp(max=2.0)) and w.max() == 2.0
+    agent.generator.manual_seed(5)
+    loss = agent.per_sample_loss(b, adv)
+    agent.generator.manual_seed(5)
+    _, cond_err, uncond_err = official_cfgrl_terms(agent.policy, b["observations"], b["actions"], (adv >= 0).long(),
+                                                   generator=agent.generator)
+    assert torch.allclose(loss, w * cond_err + 0.1 * uncond_err)
+    binary = CFGRLAgent(5, 2, {"hidden_dims": (16,)})
+    assert binary.condition_weights(adv).tolist() == (adv >= 0).float().tolist()
+    with pytest.raises(ValueError, match="weighting"):
+        CFGRLAgent(5, 2, {"weighting": "soft"})
+
+
+def test_critic_convergence_resumes_identically_and_extraction_runs(tmp_path):
+    from cfgrl_core.critic_convergence import converge
+    from cfgrl_core.extraction import extract
+
+    data = tmp_path / "data"
+    straight = converge("cheetah-run", 0, 40, 20, 0.9, "smoke", tmp_path / "a", data, "cpu", 1, progress=False)
+    converge("cheetah-run", 0, 20, 20, 0.9, "smoke", tmp_path / "b", data, "cpu", 1, progress=False)
+    resumed = converge("cheetah-run", 0, 40, 20, 0.9, "smoke", tmp_path / "b", data, "cpu", 1, progress=False)
+    assert resumed["curve"] == straight["curve"]           # bit for bit: the labels' flips included
+    first, second = straight["curve"]
+    assert first["flipped_fraction"] is None and 0.0 <= second["flipped_fraction"] <= 1.0
+    assert second["td_rmse"] > 0 and 0.0 < second["positive_fraction"] < 1.0
+    saved = json.loads((tmp_path / "a" / "cheetah-run" / "expectile0.9" / "seed0" / "convergence.json").read_text())
+    assert saved["curve"] == straight["curve"] and saved["provenance"]["versions"]["torch"]
+
+    critic = tmp_path / "a" / "cheetah-run" / "expectile0.9" / "seed0" / "critic_40.pt"
+    r = extract("cheetah-run", critic, 0, 10, "smoke", ["gauss_binary", "flow_exp_T3"], tmp_path / "x", data,
+                "cpu", 1, progress=False, w_values=(0.0, 1.0), eval_max_steps=5)
+    assert set(r["summary"]) == {"gauss_binary | mean", "gauss_binary | sample", "flow_exp_T3 | sample",
+                                 "flow_exp_T3 | x0=0"}
+    assert set(r["returns"]["flow_exp_T3"]["sample"]["test"]) == {"0", "1"}
+    longer = extract("cheetah-run", critic, 0, 20, "smoke", ["gauss_binary", "flow_exp_T3"], tmp_path / "x", data,
+                     "cpu", 1, progress=False, w_values=(0.0, 1.0), eval_max_steps=5)
+    run_dir = tmp_path / "x" / "cheetah-run" / "expectile0.9_critic_40" / "seed0"
+    assert longer["steps"] == 20 and {p.name for p in run_dir.glob("extraction_*.json")} == {
+        "extraction_10.json", "extraction_20.json"}   # a budget curve: one file per budget
+    with pytest.raises(ValueError, match="already trained"):
+        extract("cheetah-run", critic, 0, 10, "smoke", ["gauss_binary", "flow_exp_T3"], tmp_path / "x", data,
+                "cpu", 1, progress=False, w_values=(0.0, 1.0), eval_max_steps=5)
