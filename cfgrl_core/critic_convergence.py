@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 
 from .agents.cfgrl import optimality_labels
 from .agents.iql import IQLAgent
-from .checkpoint import (CheckpointError, atomic_write_text, module_record, read_checkpoint, save_checkpoint,
-                         save_module)
+from .checkpoint import (CheckpointError, atomic_write_text, load_module, module_record, read_checkpoint,
+                         save_checkpoint, save_module)
 from .collect import SIZES, default_data_root, ensure_dataset
 from .dataset import episode_returns, load_dataset
 from .envs import parse_task
@@ -171,6 +171,61 @@ def _converge(task, seed, steps, every, expectile, preset, out, data_root, devic
     return final
 
 
+def label_stability(task: str, run_dir, window: int = 4, preset: str = "book", data_root=None, device=None,
+                    threads: int | None = None, progress: bool = True) -> dict:
+    """Can the label noise be averaged away? From the critics a :func:`converge` run saved, at every saved step:
+
+      * labels of that critic alone, and labels of A averaged over it and the ``window - 1`` critics saved before it;
+        for each, the fraction flipped since the previous step, the o = 1 rate per behaviour group and the Spearman
+        correlation of an episode's o = 1 rate with its return;
+      * a reference that needs no Q: labels 1[G_t >= V(s_t)] from the data's own discounted return to go G_t
+        (truncated at the episode's end, so late steps are biased low) with that critic's V.
+
+    Writes ``labels.json`` beside ``convergence.json`` and returns it."""
+    from .collect import episode_recipes
+    from .diagnostics import discounted_returns_to_go
+
+    with torch_threads(default_threads(threads)):
+        domain, task_name = parse_task(task)
+        cfg = resolve_config({"preset": preset})
+        device = default_device(device)
+        run_dir = Path(run_dir)
+        files = sorted(run_dir.glob("critic_*.pt"), key=lambda f: int(f.stem.removeprefix("critic_")))
+        if not files:
+            raise FileNotFoundError(f"{run_dir} holds no critic_<step>.pt files; run converge first")
+        root = ensure_dataset(domain, cfg["dataset"], data_root, progress=progress)
+        episodes = SIZES[cfg["dataset"]]
+        data = load_dataset(root, domain, "td3_snapshots", task_name, episodes=episodes, progress=progress)
+        ids, episode_return = data["episode_ids"], episode_returns(data)
+        groups = behaviour_groups(episode_return, np.array([r["sigma"] is None for r in episode_recipes(domain, episodes)]))
+        counts = np.bincount(ids)
+        G = discounted_returns_to_go(data["rewards"], ids, load_module(files[0], "iql_critic", device).config["gamma"])
+
+        def describe(labels, previous):
+            per_episode = np.bincount(ids, weights=labels) / counts
+            return {"positive_fraction": float(labels.mean()),
+                    "flipped_fraction": None if previous is None else float((labels != previous).mean()),
+                    "positive_by_group": {g: float(labels[np.isin(ids, idx)].mean()) for g, idx in groups.items()},
+                    "label_return_spearman": spearman(per_episode, episode_return)}
+
+        advantages, rows, previous = [], [], {"single": None, "averaged": None, "returns": None}
+        for f in tqdm(files, desc=f"{task}: labels of saved critics", disable=not progress):
+            critic = load_module(f, "iql_critic", device)
+            out = critic.on_dataset(data["observations"], data["actions"])
+            advantages = (advantages + [out["advantage"].cpu().numpy()])[-window:]
+            labels = {"single": advantages[-1] >= 0, "averaged": np.mean(advantages, 0) >= 0,
+                      "returns": G >= out["v"].cpu().numpy()}
+            row = {"step": int(f.stem.removeprefix("critic_")), "averaged_over": len(advantages)}
+            for kind, lab in labels.items():
+                row[kind] = describe(lab, previous[kind])
+                previous[kind] = lab
+            row["returns"]["agreement_with_single"] = float((labels["returns"] == labels["single"]).mean())
+            rows.append(row)
+        result = {"task": task, "window": window, "run_dir": str(run_dir), "provenance": provenance(), "rows": rows}
+        atomic_write_text(run_dir / "labels.json", json.dumps(result, indent=1))
+        return result
+
+
 def main(argv=None):
     import argparse
 
@@ -188,10 +243,18 @@ def main(argv=None):
     p.add_argument("--data-root", default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=positive_int, default=None)
+    p.add_argument("--labels", type=positive_int, default=None, metavar="WINDOW",
+                   help="instead of training: label stability of the saved critics, A averaged over WINDOW of them")
     args = p.parse_args(argv)
     with user_errors(p):
         parse_task(args.task)
         default_device(args.device)
+        if args.labels:
+            run_dir = Path(args.out) / args.task / f"expectile{args.expectile:g}" / f"seed{args.seed}"
+            r = label_stability(args.task, run_dir, args.labels, args.preset, args.data_root, args.device,
+                                args.threads)
+            print(json.dumps({"task": r["task"], "last": r["rows"][-1]["averaged"]}))
+            return
         r = converge(args.task, args.seed, args.steps, args.every, args.expectile, args.preset, args.out,
                      args.data_root, args.device, args.threads)
         last = r["curve"][-1]

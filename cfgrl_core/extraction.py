@@ -1,8 +1,9 @@
 """Policy extraction on one frozen critic: which part of "CFGRL vs AWR" is the policy class, which the operator?
 (chapter 4's investigation, issue #11 items 1, 2 and 4)
 
-Every actor below learns from the same frozen critic (a file saved by :mod:`cfgrl_core.critic_convergence`), on the
-same batches and the same advantages A(s, a):
+Every actor below learns from the same frozen critic (a file saved by :mod:`cfgrl_core.critic_convergence`; given
+several files, A is their average: labels from a critic averaged over checkpoints), on the same batches and the same
+advantages A(s, a):
 
   ``gauss_bc``      Gaussian, weights 1 (AWR at T = 0): Gaussian behaviour cloning
   ``gauss_binary``  Gaussian, weights 1[A >= 0]: CFGRL's labels in AWR's policy class
@@ -121,38 +122,54 @@ def settings_actor(actors: dict, rows: list[dict], seed: int):
     return act
 
 
+class AveragedCritic:
+    """A(s, a) averaged over several critics (e.g. checkpoints of one training run)."""
+
+    def __init__(self, critics: list):
+        self.critics = critics
+        self.obs_dim, self.action_dim = critics[0].obs_dim, critics[0].action_dim
+
+    @torch.no_grad()
+    def advantage(self, obs, actions) -> torch.Tensor:
+        return torch.stack([c.advantage(obs, actions) for c in self.critics]).mean(0)
+
+
 def extract(task: str, critic_path, seed: int = 0, steps: int = 25_000, preset: str = "book", names=None,
             out="runs/extraction", data_root=None, device=None, threads: int | None = None,
             progress: bool = True, w_values=W_VALUES, eval_max_steps: int | None = None) -> dict:
     """Train (or continue) the actors to ``steps`` on the frozen critic, then evaluate them at ``w_values``; returns
     the results. ``eval_max_steps`` cuts evaluation episodes short (tests only)."""
     with torch_threads(default_threads(threads)):
-        return _extract(task, Path(critic_path), seed, steps, preset, names, out, data_root, device, progress,
+        paths = [Path(p) for p in (critic_path if isinstance(critic_path, (list, tuple)) else [critic_path])]
+        return _extract(task, paths, seed, steps, preset, names, out, data_root, device, progress,
                         w_values, eval_max_steps)
 
 
-def _extract(task, critic_path, seed, steps, preset, names, out, data_root, device, progress, w_values,
+def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, device, progress, w_values,
              eval_max_steps):
     domain, task_name = parse_task(task)
     cfg = resolve_config({"preset": preset})
     started_with = provenance()
     device = default_device(device)
-    critic = load_module(critic_path, "iql_critic", device)
-    run_dir = Path(out) / task / f"{critic_path.parent.parent.name}_{critic_path.stem}" / f"seed{seed}"
+    critics = [load_module(p, "iql_critic", device) for p in critic_paths]
+    critic = critics[0] if len(critics) == 1 else AveragedCritic(critics)
+    critic_path = critic_paths[-1]
+    label = "+".join(p.stem.removeprefix("critic_") for p in critic_paths)
+    run_dir = Path(out) / task / f"{critic_path.parent.parent.name}_critic_{label}" / f"seed{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
     root = ensure_dataset(domain, cfg["dataset"], data_root, progress=progress)
     data = load_dataset(root, domain, "td3_snapshots", task_name, episodes=SIZES[cfg["dataset"]], progress=progress)
     D = {k: torch.as_tensor(data[k], device=device) for k in ("observations", "actions")}
     n, obs_dim = D["observations"].shape
     if (obs_dim, D["actions"].shape[1]) != (critic.obs_dim, critic.action_dim):
-        raise ValueError(f"{critic_path} is a critic for obs/action dims {(critic.obs_dim, critic.action_dim)}, "
+        raise ValueError(f"{critic_path} holds a critic for obs/action dims {(critic.obs_dim, critic.action_dim)}, "
                          f"the {task} data has {(obs_dim, D['actions'].shape[1])}")
 
     torch.manual_seed(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     actors = build_actors(cfg, obs_dim, D["actions"].shape[1], device, generator, names)
     state = {"step": 0, "wall_s": 0.0, "log": []}
-    identity = json.dumps({"task": task, "seed": seed, "critic": str(critic_path), "batch_size": cfg["batch_size"],
+    identity = json.dumps({"task": task, "seed": seed, "critic": [str(p) for p in critic_paths], "batch_size": cfg["batch_size"],
                            "actors": {k: a.config for k, a in actors.items()}}, sort_keys=True)
     ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
@@ -210,7 +227,7 @@ def _extract(task, critic_path, seed, steps, preset, names, out, data_root, devi
                 "chosen": chosen, "test_mean": float(np.mean(entry["test"][chosen])),
                 "test_std": float(np.std(entry["test"][chosen])),
                 "best_test_mean": float(max(np.mean(v) for v in entry["test"].values()))}
-    results = {"task": task, "seed": seed, "steps": steps, "critic": str(critic_path), "preset": preset,
+    results = {"task": task, "seed": seed, "steps": steps, "critic": [str(p) for p in critic_paths], "preset": preset,
                "batch_size": cfg["batch_size"], "actors": {k: a.config for k, a in actors.items()},
                "episodes": {"val": cfg["val_episodes"], "test": cfg["test_episodes"]}, "mean_of_k": MEAN_OF,
                "eval_max_steps": eval_max_steps,
@@ -229,7 +246,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m cfgrl_core.extraction",
                                 description="Train Gaussian and flow actors on one frozen critic and compare them.")
     p.add_argument("--task", required=True, help="e.g. walker-run, cheetah-run")
-    p.add_argument("--critic", required=True, help="a critic_<step>.pt written by cfgrl_core.critic_convergence")
+    p.add_argument("--critic", required=True, nargs="+",
+                   help="critic_<step>.pt file(s) written by cfgrl_core.critic_convergence (several: A averaged)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=positive_int, default=25_000)
     p.add_argument("--preset", default="book")
@@ -242,8 +260,9 @@ def main(argv=None):
     with user_errors(p):
         parse_task(args.task)
         default_device(args.device)
-        if not Path(args.critic).is_file():
-            raise FileNotFoundError(f"critic file {args.critic} does not exist")
+        for path in args.critic:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"critic file {path} does not exist")
         r = extract(args.task, args.critic, args.seed, args.steps, args.preset, args.actors, args.out,
                     args.data_root, args.device, args.threads)
         for key, s in r["summary"].items():

@@ -214,3 +214,54 @@ def ablation_table(results: dict[str, list[dict]], ablations: dict[str, list[dic
             "mean action (as reported)": lambda r, k: r["awr_test"][k],
             "sampled from the Gaussian": lambda r, k: abl[r["seed"]]["awr_sampled_test"][k]}) + [""]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ chapter 4's investigation
+INVESTIGATION = Path(__file__).parent / "assets" / "results" / "investigation"
+
+
+def load_investigation(kind: str, root=INVESTIGATION) -> dict[str, dict]:
+    """The committed files of chapter 4's investigation, ``{file stem: dict}``: ``kind`` is ``convergence``
+    (:mod:`cfgrl_core.critic_convergence`) or ``extraction`` (:mod:`cfgrl_core.extraction`)."""
+    return {f.stem: json.loads(f.read_text()) for f in sorted(Path(root).glob(f"*/{kind}_*.json"))}
+
+
+def plot_convergence(runs: dict[str, dict], fig=None):
+    """Per task, a critic trained long: mean V, TD RMSE beside A's 10-90% spread, the share of labels flipped since the
+    previous measurement, and the o = 1 rate of each behaviour group."""
+    import matplotlib.pyplot as plt
+
+    if fig is None:
+        fig = plt.figure(figsize=(11, 2.9 * len(runs)), layout="constrained")
+    axes = fig.subplots(len(runs), 4, squeeze=False)
+    for row, (name, r) in zip(axes, runs.items()):
+        c = r["curve"]
+        steps = np.array([p["step"] for p in c]) / 1000
+        row[0].plot(steps, [p["v_mean"] for p in c], "o-", ms=3)
+        row[0].set(title=f"{r['task']} (expectile {r['expectile']:g}): mean V", xlabel="critic steps (k)")
+        row[1].plot(steps, [p["td_rmse"] for p in c], "o-", ms=3, color="C3", label="TD RMSE")
+        spread = np.array([p["advantage_q10_q90"] for p in c])
+        row[1].plot(steps, spread[:, 1] - spread[:, 0], "o-", ms=3, color="C2", label="A: q90 - q10")
+        row[1].set(title="critic noise vs advantage spread", xlabel="critic steps (k)")
+        row[1].legend(fontsize=7)
+        flips = [(s, p["flipped_fraction"]) for s, p in zip(steps, c) if p["flipped_fraction"] is not None]
+        row[2].plot(*zip(*flips), "o-", ms=3, color="C4")
+        row[2].set(title=f"labels flipped per {r['every'] // 1000}k steps", xlabel="critic steps (k)", ylim=(0, None))
+        for g in c[0]["positive_by_group"]:
+            row[3].plot(steps, [p["positive_by_group"][g] for p in c], "o-", ms=3, label=g)
+        row[3].set(title="o = 1 rate by behaviour", xlabel="critic steps (k)", ylim=(0, 1))
+        row[3].legend(fontsize=7)
+        for ax in row:
+            ax.grid(alpha=0.3)
+    return fig
+
+
+def extraction_table(r: dict) -> str:
+    """Markdown: every actor and evaluation of one extraction file, its validation-chosen w, the test return of that
+    choice (mean ± sd over episodes) and the best test return over w (the optimistic protocol)."""
+    rows = []
+    for key, s in r["summary"].items():
+        actor, mode = key.split(" | ")
+        rows.append([actor, mode, s["chosen"], f"{s['test_mean']:.0f} ± {s['test_std']:.0f}",
+                     f"{s['best_test_mean']:.0f}"])
+    return markdown_table(["actor", "evaluation", "w (validation)", "test return", "best w on test"], rows)

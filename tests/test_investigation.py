@@ -84,3 +84,25 @@ def test_critic_convergence_resumes_identically_and_extraction_runs(tmp_path):
     with pytest.raises(ValueError, match="already trained"):
         extract("cheetah-run", critic, 0, 10, "smoke", ["gauss_binary", "flow_exp_T3"], tmp_path / "x", data,
                 "cpu", 1, progress=False, w_values=(0.0, 1.0), eval_max_steps=5)
+
+
+def test_label_stability_and_averaged_critics(tmp_path):
+    from cfgrl_core.checkpoint import load_module
+    from cfgrl_core.critic_convergence import converge, label_stability
+    from cfgrl_core.extraction import AveragedCritic
+
+    data = tmp_path / "data"
+    converge("cheetah-run", 0, 60, 20, 0.9, "smoke", tmp_path, data, "cpu", 1, progress=False)
+    run_dir = tmp_path / "cheetah-run" / "expectile0.9" / "seed0"
+    r = label_stability("cheetah-run", run_dir, 2, "smoke", data, "cpu", 1, progress=False)
+    assert [row["step"] for row in r["rows"]] == [20, 40, 60]
+    assert [row["averaged_over"] for row in r["rows"]] == [1, 2, 2]
+    first, second = r["rows"][:2]
+    assert first["single"] == first["averaged"]                 # one critic: nothing to average
+    assert second["single"]["flipped_fraction"] == converge(
+        "cheetah-run", 0, 60, 20, 0.9, "smoke", tmp_path, data, "cpu", 1, progress=False)["curve"][1]["flipped_fraction"]
+    critics = [load_module(run_dir / f"critic_{k}.pt") for k in (20, 40)]
+    b = make_batch(obs=17, act=6)
+    mean = (critics[0].advantage(b["observations"], b["actions"]) + critics[1].advantage(b["observations"],
+                                                                                          b["actions"])) / 2
+    assert torch.allclose(AveragedCritic(critics).advantage(b["observations"], b["actions"]), mean)
