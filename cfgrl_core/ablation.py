@@ -51,7 +51,7 @@ def main(argv=None):
 
     from .cli import positive_int, user_errors
     from .envs import parse_task
-    from .networks import default_device
+    from .networks import default_device, default_threads
 
     p = argparse.ArgumentParser(prog="python -m cfgrl_core.ablation",
                                 description="Re-evaluate finished runs: deterministic CFGRL, sampled AWR.")
@@ -64,8 +64,7 @@ def main(argv=None):
     with user_errors(p):
         parse_task(args.task)
         default_device(args.device)
-        if args.threads:
-            torch.set_num_threads(args.threads)
+        torch.set_num_threads(default_threads(args.threads))   # the runner's policy: $CFGRL_THREADS, else 1
         for seed in args.seeds:
             run_dir = Path(args.runs) / args.task / f"seed{seed}"
             if not (run_dir / "results.json").exists():

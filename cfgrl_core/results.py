@@ -221,9 +221,11 @@ INVESTIGATION = Path(__file__).parent / "assets" / "results" / "investigation"
 
 
 def load_investigation(kind: str, root=INVESTIGATION) -> dict[str, dict]:
-    """The committed files of chapter 4's investigation, ``{file stem: dict}``: ``kind`` is ``convergence``
-    (:mod:`cfgrl_core.critic_convergence`) or ``extraction`` (:mod:`cfgrl_core.extraction`)."""
-    return {f.stem: json.loads(f.read_text()) for f in sorted(Path(root).glob(f"*/{kind}_*.json"))}
+    """The committed files of chapter 4's investigation, ``{"<task>/<file stem>": dict}``: ``kind`` is
+    ``convergence`` or ``labels`` (:mod:`cfgrl_core.critic_convergence`) or ``extraction``
+    (:mod:`cfgrl_core.extraction`)."""
+    return {f"{f.parent.name}/{f.stem}": json.loads(f.read_text())
+            for f in sorted(Path(root).glob(f"*/{kind}_*.json"))}
 
 
 def plot_convergence(runs: dict[str, dict], fig=None):
