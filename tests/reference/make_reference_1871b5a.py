@@ -1,7 +1,10 @@
 """Reference figures of the code at commit 1871b5a (before the one-recipe refactor), 1 thread.
 
 Provenance only: it imports the API of 1871b5a and does not run against later commits. Made with
-    git checkout 1871b5a && CFGRL_DATA=/tmp/ref/data python tests/reference/make_reference_1871b5a.py tests/reference/reference_1871b5a.json
+    git worktree add /tmp/ref 1871b5a && cp tests/reference/*.py /tmp/ && cd /tmp/ref &&
+    PYTHONPATH=. python /tmp/make_reference_1871b5a.py <repo>/tests/reference/reference_1871b5a.json
+Digests are bit-exact and hold on CPUs with the same float kernels (the "fingerprint"); the first rows of
+each output are also stored as numbers, compared within a tolerance on any CPU.
 tests/test_recipe_identity.py compares the current code with these figures."""
 import hashlib, json, sys, tempfile
 from pathlib import Path
@@ -12,6 +15,10 @@ def h(x):
     if isinstance(x, torch.Tensor): x = x.detach().cpu().numpy()
     return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
 ref = {"commit": "1871b5a", "threads": 1}
+# 0. this CPU's float kernels: bit-identity below holds only on a CPU whose fingerprint matches
+from float_fingerprint import float_fingerprint   # beside this script, so on sys.path
+ref["fingerprint"] = float_fingerprint()
+def v(x): return np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x)[:4].tolist()
 from cfgrl_core.run import run, load_trained, trained_asset
 from cfgrl_core.td3 import load_actor
 from cfgrl_core.collect import ensure_dataset
@@ -38,6 +45,7 @@ for f in sorted((assets / "td3").glob("*/*.pt")):
     x = torch.randn(64, actor.obs_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref["td3"][f"{f.parent.name}/{f.name}"] = h(actor(x))
+        ref.setdefault("td3_values", {})[f"{f.parent.name}/{f.name}"] = v(actor(x))
 # 4. trained networks
 ref["trained"] = {}
 for task in ("walker-run", "cheetah-run"):
@@ -53,5 +61,9 @@ for task in ("walker-run", "cheetah-run"):
     acts = torch.rand(32, act_dim, generator=torch.Generator().manual_seed(2)) * 2 - 1
     e["critic_q"] = h(t["critic"].q_values(obs, acts)); e["critic_v"] = h(t["critic"].value(obs))
     ref["trained"][task] = e
+    ref.setdefault("trained_values", {})[task] = {
+        **{f"policy_w{w:g}": v(t["policy"].sample(obs, 1, w, num_samples=4, seed=0)) for w in (0.0, 1.0, 3.0)},
+        **{f"awr_T{T:g}_mean": v(a.act(obs)) for T, a in t["awr"].items()},
+        "critic_q": v(t["critic"].q_values(obs, acts)), "critic_v": v(t["critic"].value(obs))}
 out.write_text(json.dumps(ref, indent=1))
 print("ok", out)
