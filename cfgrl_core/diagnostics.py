@@ -24,18 +24,21 @@ def discounted_returns_to_go(rewards: np.ndarray, episode_ids: np.ndarray, gamma
     return g
 
 
-def labels_by_behaviour(advantage: np.ndarray, episode_ids: np.ndarray, recipes: list[dict]) -> list[dict]:
+def labels_by_behaviour(advantage: np.ndarray, episode_ids: np.ndarray, recipes: list[dict],
+                        episode_return: np.ndarray) -> list[dict]:
     """Positive-label fraction and mean advantage per kind of behaviour: random actions, then each noise scale
-    sigma of the snapshot episodes (split by snapshot return at the median into weaker and stronger snapshots)."""
-    returns = [r["snapshot_return"] for r in recipes if r["snapshot_return"] is not None]
-    median = float(np.median(returns)) if returns else 0.0
+    sigma of the snapshot episodes, split at the median into the lower- and higher-return halves by the episode's
+    return *on the evaluated task* (``episode_return``, one per episode; a snapshot's own-task return would put
+    cheetah's backward runners, which score about 1 on cheetah-run, among the strong)."""
+    snapshot_episodes = [i for i, r in enumerate(recipes) if r["sigma"] is not None]
+    median = float(np.median(episode_return[snapshot_episodes])) if snapshot_episodes else 0.0
     groups: dict[str, list[int]] = {}
     for i, r in enumerate(recipes):
         if r["sigma"] is None:
             key = "random actions"
         else:
-            strength = "stronger" if r["snapshot_return"] >= median else "weaker"
-            key = f"{strength} snapshots, sigma = {r['sigma']:g}"
+            half = "higher-return" if episode_return[i] >= median else "lower-return"
+            key = f"{half} half, sigma = {r['sigma']:g}"
         groups.setdefault(key, []).append(i)
     rows = []
     for key in sorted(groups, key=lambda k: (k != "random actions", k)):

@@ -17,15 +17,16 @@ def test_discounted_returns_to_go_restart_at_episode_boundaries():
 
 
 def test_labels_by_behaviour_groups_episodes():
+    # the snapshot that scored 300 on its own task scores 1 on the evaluated one: it belongs to the lower half
     recipes = [{"behaviour": "random", "sigma": None, "snapshot_return": None},
                {"behaviour": "a", "sigma": 0.0, "snapshot_return": 10.0},
                {"behaviour": "b", "sigma": 0.0, "snapshot_return": 300.0}]
     adv = np.array([-1.0, -1.0, 1.0, -1.0, 1.0, 1.0])
     ids = np.array([0, 0, 1, 1, 2, 2])
-    rows = {r["behaviour"]: r for r in labels_by_behaviour(adv, ids, recipes)}
+    rows = {r["behaviour"]: r for r in labels_by_behaviour(adv, ids, recipes, np.array([5.0, 200.0, 1.0]))}
     assert rows["random actions"]["positive_fraction"] == 0.0
-    assert rows["weaker snapshots, sigma = 0"]["positive_fraction"] == 0.5
-    assert rows["stronger snapshots, sigma = 0"]["positive_fraction"] == 1.0
+    assert rows["higher-return half, sigma = 0"]["positive_fraction"] == 0.5
+    assert rows["lower-return half, sigma = 0"]["positive_fraction"] == 1.0
 
 
 def test_episode_recipes_describe_the_collected_episodes(tmp_path):
