@@ -267,3 +267,22 @@ def extraction_table(r: dict) -> str:
         rows.append([actor, mode, s["chosen"], f"{s['test_mean']:.0f} ± {s['test_std']:.0f}",
                      f"{s['best_test_mean']:.0f}"])
     return markdown_table(["actor", "evaluation", "w (validation)", "test return", "best w on test"], rows)
+
+
+def labels_table(r: dict, last: int = 4) -> str:
+    """Markdown: over the last ``last`` saved critics of one run, three labellings (one critic, A averaged over a window
+    of checkpoints, the data's return to go against V) — the share of labels flipped between saved critics, the o = 1
+    rate of the high- and low-return thirds and of random actions, and the correlation of episodes' o = 1 rate with
+    their return (Spearman)."""
+    names = {"single": "one critic", "averaged": f"A averaged over {r['window']} critics",
+             "returns": "G_t ≥ V (return to go)"}
+    rows = []
+    for kind, label in names.items():
+        for row in r["rows"][-last:]:
+            d = row[kind]
+            flipped = "–" if d["flipped_fraction"] is None else f"{d['flipped_fraction']:.0%}"
+            rate = [d["positive_by_group"].get(g) for g in ("high third", "low third", "random actions")]
+            rows.append([label, f"{row['step'] / 1000:g}k", flipped,
+                         *("–" if x is None else f"{x:.0%}" for x in rate), f"{d['label_return_spearman']:+.2f}"])
+    return markdown_table(["labels", "critic", "flipped", "o = 1: high third", "low third", "random",
+                           "ρ(o = 1, return)"], rows)

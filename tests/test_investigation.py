@@ -76,6 +76,9 @@ def test_critic_convergence_resumes_identically_and_extraction_runs(tmp_path):
     assert set(r["summary"]) == {"gauss_binary | mean", "gauss_binary | sample", "flow_exp_T3 | sample",
                                  "flow_exp_T3 | x0=0"}
     assert set(r["returns"]["flow_exp_T3"]["sample"]["test"]) == {"0", "1"}
+    from cfgrl_core.results import extraction_table, plot_convergence
+    assert len(extraction_table(r).splitlines()) == 2 + 4
+    assert len(plot_convergence({"cheetah-run/convergence": straight}).axes) == 4
     longer = extract("cheetah-run", critic, 0, 20, "smoke", ["gauss_binary", "flow_exp_T3"], tmp_path / "x", data,
                      "cpu", 1, progress=False, w_values=(0.0, 1.0), eval_max_steps=5)
     run_dir = tmp_path / "x" / "cheetah-run" / "expectile0.9_critic_40" / "seed0"
@@ -106,3 +109,10 @@ def test_label_stability_and_averaged_critics(tmp_path):
     mean = (critics[0].advantage(b["observations"], b["actions"]) + critics[1].advantage(b["observations"],
                                                                                           b["actions"])) / 2
     assert torch.allclose(AveragedCritic(critics).advantage(b["observations"], b["actions"]), mean)
+
+    from cfgrl_core.results import labels_table
+    lines = labels_table(r, last=2).splitlines()
+    assert len(lines) == 2 + 3 * 2 and "A averaged over 2 critics" in lines[4]
+    assert lines[2].split(" | ")[2] == f"{second['single']['flipped_fraction']:.0%}"
+    assert labels_table(r, last=3).splitlines()[2].split(" | ")[2] == "–"   # the first critic: nothing to flip from
+
