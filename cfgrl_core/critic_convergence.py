@@ -120,6 +120,8 @@ def _converge(task, seed, steps, every, expectile, preset, out, data_root, devic
     torch.manual_seed(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     critic = IQLAgent(D["observations"].shape[1], D["actions"].shape[1], cfg["critic"], device)
+    if cfg["compile"]:
+        critic.compile()
     state = {"step": 0, "wall_s": 0.0, "curve": []}
     labels = None
     ckpt_path = run_dir / "checkpoint.pt"

@@ -73,6 +73,8 @@ def build_actors(cfg: dict, obs_dim: int, action_dim: int, device, generator, na
             out[name] = AWRAgent(obs_dim, action_dim, {**cfg["awr"], **overrides}, device)
         else:
             out[name] = CFGRLAgent(obs_dim, action_dim, {**cfg["cfgrl"], **overrides}, device, generator=generator)
+        if cfg["compile"]:
+            out[name].compile()
     return out
 
 

@@ -49,20 +49,27 @@ def sample_time(
 OPTIMAL_LABEL = 1
 
 
-def _noised(actions, generator, time_bins):
+def draw_noise(actions, generator, time_bins):
+    """One training draw (x_0, t): x_0 ~ N(0, I) of the actions' shape, then t (:func:`sample_time`)."""
     x0 = torch.randn(actions.shape, generator=generator, device=actions.device)
     t = sample_time(actions.shape[0], generator=generator, device=actions.device, time_bins=time_bins)
+    return x0, t
+
+
+def _noised(actions, generator, time_bins, noise=None):
+    x0, t = draw_noise(actions, generator, time_bins) if noise is None else noise
     x_t, u = linear_path(x0, actions, t)
     return x_t, t, u
 
 
-def official_cfgrl_terms(policy, obs, actions, labels, *, generator=None, time_bins: int | None = 32):
+def official_cfgrl_terms(policy, obs, actions, labels, *, generator=None, time_bins: int | None = 32, noise=None):
     """Per-sample terms of the official loss, one draw of (x_0, t) per sample shared by both branches:
-    (1[o_i = 1], ||v(s_i, x_t, t, o=1) - u||^2, ||v(s_i, x_t, t, null) - u||^2), each of shape (B,)."""
+    (1[o_i = 1], ||v(s_i, x_t, t, o=1) - u||^2, ||v(s_i, x_t, t, null) - u||^2), each of shape (B,).
+    ``noise=(x_0, t)`` gives the draw instead of taking it from ``generator`` (:func:`draw_noise`)."""
     if policy.config.condition != "label":
         raise ValueError("the 'official' loss needs a label-conditioned policy (condition='label'); "
                          "use the 'dropout' loss for goals")
-    x_t, t, u = _noised(actions, generator, time_bins)
+    x_t, t, u = _noised(actions, generator, time_bins, noise)
     n = actions.shape[0]
     positive = (labels == OPTIMAL_LABEL).float()
     null = torch.cat([torch.zeros(n, dtype=torch.bool, device=actions.device),
@@ -73,13 +80,13 @@ def official_cfgrl_terms(policy, obs, actions, labels, *, generator=None, time_b
 
 
 def official_cfgrl_loss(policy, obs, actions, labels, *, uncond_weight: float = 0.1, generator=None,
-                        time_bins: int | None = 32):
+                        time_bins: int | None = 32, noise=None):
     """Official offline-RL loss: conditional branch on samples with o=1, unconditional branch (weight lambda) on all.
 
     Returns (loss, metrics) with metrics holding detached tensors (no host sync).
     """
     positive, cond_err, uncond_err = official_cfgrl_terms(policy, obs, actions, labels, generator=generator,
-                                                          time_bins=time_bins)
+                                                          time_bins=time_bins, noise=noise)
     cond_loss = (positive * cond_err).mean()
     uncond_loss = uncond_err.mean()
     loss = cond_loss + uncond_weight * uncond_loss

@@ -64,6 +64,31 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+def compiled(fn, what: str = "a loss"):
+    """``torch.compile(fn)``, falling back to ``fn`` itself (with one warning) if compilation fails on the first call,
+    e.g. on a machine without the C++ compiler inductor needs. Compiling fuses the many small elementwise passes of a
+    ``book``-size step (Mish, LayerNorm, the losses) into a few kernels; the numbers then differ from eager mode in
+    the last bits of float rounding, so the bit-reproducible ``smoke`` preset stays eager."""
+    compiled_fn = torch.compile(fn, dynamic=False)
+    state = {"fn": None}
+
+    def call(*args, **kwargs):
+        if state["fn"] is not None:
+            return state["fn"](*args, **kwargs)
+        try:
+            out = compiled_fn(*args, **kwargs)
+            state["fn"] = compiled_fn
+            return out
+        except Exception as e:  # noqa: BLE001 - any compiler failure means: run eagerly
+            import warnings
+            warnings.warn(f"torch.compile of {what} failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                          "running it eagerly", RuntimeWarning, stacklevel=2)
+            state["fn"] = fn
+            return fn(*args, **kwargs)
+
+    return call
+
+
 # ---------------------------------------------------------------------------------------------------------- MLP
 class _MishFunction(torch.autograd.Function):
     """mish(x) = x tanh(softplus(x)) with tanh(softplus(x)) = n / (n + 2), n = e^x (e^x + 2), and the closed-form

@@ -46,30 +46,33 @@ from .provenance import provenance
 AGENT_CONFIGS = {"critic": IQL_CONFIG, "cfgrl": CFGRL_CONFIG, "awr": AWR_CONFIG}
 
 PRESETS = {
+    # compile: run the agents' losses through torch.compile (1.2-1.4x faster book-size steps on 2 CPU cores after a
+    # one-off compilation of up to ~50 s, see benchmarks/update_speed.py). smoke and quick stay eager: compiling
+    # would not pay for itself in their short runs, and eager runs are bit-reproducible on one CPU kind.
     # CI: seconds. Numbers from it mean nothing.
     "smoke": dict(dataset="smoke", schedule="frozen", batch_size=64, critic_steps=60, actor_steps=60,
                   w_values=[0.0, 1.0, 3.0], temperatures=[1.0, 10.0], val_episodes=1, test_episodes=1,
-                  checkpoint_every=20, log_every=20,
+                  checkpoint_every=20, log_every=20, compile=False,
                   critic=dict(hidden_dims=(64, 64)), cfgrl=dict(hidden_dims=(64, 64), sample_steps=4),
                   awr=dict(hidden_dims=(64, 64))),
     # The quick start: from a fresh clone to a trained and evaluated guided walker in under 15 minutes on 2 CPU cores
     # (with --threads 2): half the book's data, shorter training, one AWR temperature, fewer episodes.
     "quick": dict(dataset="quick", schedule="frozen", batch_size=256, critic_steps=10_000, actor_steps=15_000,
                   w_values=[0.0, 1.0, 1.5, 2.0, 3.0], temperatures=[10.0], val_episodes=3, test_episodes=5,
-                  checkpoint_every=2_500, log_every=500,
+                  checkpoint_every=2_500, log_every=500, compile=False,
                   critic=dict(hidden_dims=(256, 256, 256)), cfgrl=dict(hidden_dims=(256, 256, 256), sample_steps=16),
                   awr=dict(hidden_dims=(256, 256, 256))),
     # The book's figures, sized for 2 CPU cores: 3x256 nets (the paper: 3x512), batch 256 (paper: 1024), the critic
     # trained once for 20k steps, then all actors together for 25k steps (paper: 1M joint steps), 16 Euler steps.
     "book": dict(dataset="book", schedule="frozen", batch_size=256, critic_steps=20_000, actor_steps=25_000,
                  w_values=[0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0], temperatures=[1.0, 3.0, 10.0, 30.0],
-                 val_episodes=5, test_episodes=10, checkpoint_every=2_500, log_every=500,
+                 val_episodes=5, test_episodes=10, checkpoint_every=2_500, log_every=500, compile=True,
                  critic=dict(hidden_dims=(256, 256, 256)), cfgrl=dict(hidden_dims=(256, 256, 256), sample_steps=16),
                  awr=dict(hidden_dims=(256, 256, 256))),
     # The paper's sizes and schedule (for a GPU): batch 1024, 3x512, 1M joint steps, 32 Euler steps.
     "paper": dict(dataset="book", schedule="joint", batch_size=1024, critic_steps=1_000_000, actor_steps=1_000_000,
                   w_values=[0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0], temperatures=[1.0, 3.0, 10.0, 30.0],
-                  val_episodes=5, test_episodes=10, checkpoint_every=20_000, log_every=5_000,
+                  val_episodes=5, test_episodes=10, checkpoint_every=20_000, log_every=5_000, compile=True,
                   critic={}, cfgrl={}, awr={}),
 }
 SCHEDULES = ("frozen", "joint")
@@ -96,6 +99,8 @@ def resolve_config(config) -> dict:
                 "test_episodes"):
         if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ValueError(f"config value {key} must be an integer >= 1, got {cfg[key]!r}")
+    if not isinstance(cfg["compile"], bool):
+        raise ValueError(f"config value compile must be true or false, got {cfg['compile']!r}")
     if cfg["schedule"] not in SCHEDULES:
         raise ValueError(f"config value schedule must be one of {SCHEDULES}, got {cfg['schedule']!r}")
     if cfg["schedule"] == "joint" and cfg["critic_steps"] != cfg["actor_steps"]:
@@ -116,6 +121,9 @@ def build_agents(cfg: dict, obs_dim: int, action_dim: int, device, generator) ->
     actors = {"cfgrl": CFGRLAgent(obs_dim, action_dim, cfg["cfgrl"], device, generator=generator)}
     for T in cfg["temperatures"]:
         actors[f"awr_T{T:g}"] = AWRAgent(obs_dim, action_dim, {**cfg["awr"], "temperature": T}, device)
+    if cfg["compile"]:
+        for agent in (critic, *actors.values()):
+            agent.compile()
     return critic, actors
 
 

@@ -143,3 +143,9 @@ def test_ablation_reevaluates_a_finished_run(tmp_path, data_root):
     table = ablation_table(load_results(tmp_path), load_results(tmp_path, "ablation"))
     assert "deterministic, x₀ = 0" in table and "sampled from the Gaussian" in table
 
+
+
+def test_compile_must_be_a_boolean():
+    with pytest.raises(ValueError, match="compile must be true or false"):
+        resolve_config({"compile": "yes"})
+    assert resolve_config("smoke")["compile"] is False and resolve_config("book")["compile"] is True

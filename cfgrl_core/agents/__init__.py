@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..networks import compiled
+
 
 def merge_config(defaults: dict, overrides: dict | None, what: str) -> dict:
     """{**defaults, **overrides}; raises ValueError naming any key ``defaults`` does not have."""
@@ -33,6 +35,10 @@ class Agent(nn.Module):
         super().__init__()
         self.obs_dim, self.action_dim, self.config = int(obs_dim), int(action_dim), config
 
+    def compile(self) -> "Agent":
+        """Run this agent's loss compiled (:func:`cfgrl_core.networks.compiled`): same maths, fewer kernels."""
+        raise NotImplementedError
+
     def spec(self) -> dict:
         return {"obs_dim": self.obs_dim, "action_dim": self.action_dim, "config": self.config}
 
@@ -52,8 +58,12 @@ class ActorAgent(Agent):
     def actor_loss(self, batch: dict, advantage: torch.Tensor) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
 
+    def compile(self) -> "ActorAgent":
+        self._actor_loss = compiled(self.actor_loss, f"{type(self).__name__}.actor_loss")
+        return self
+
     def update(self, batch: dict, advantage: torch.Tensor) -> dict:
         """One Adam step on the actor loss. Returns detached metric tensors (no host sync)."""
-        loss, metrics = self.actor_loss(batch, advantage)
+        loss, metrics = getattr(self, "_actor_loss", self.actor_loss)(batch, advantage)
         self.optimizer_step(loss)
         return metrics

@@ -41,7 +41,8 @@ class AWRAgent(ActorAgent):
 
     def distribution(self, obs) -> torch.distributions.Normal:
         log_std = self.log_std.clamp(self.config["log_std_min"], self.config["log_std_max"])
-        return torch.distributions.Normal(self.mean_net(obs), log_std.exp())
+        # no argument validation: it costs a host sync per step and cannot fail here (std = exp(.) > 0)
+        return torch.distributions.Normal(self.mean_net(obs), log_std.exp(), validate_args=False)
 
     # -------------------------------------------------------------------------------------------------- losses
     def weights(self, advantage: torch.Tensor, temperature: float | None = None) -> torch.Tensor:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..flow import OPTIMAL_LABEL, official_cfgrl_loss, official_cfgrl_terms
-from ..networks import FlowPolicyConfig, default_device
+from ..flow import OPTIMAL_LABEL, draw_noise, official_cfgrl_loss, official_cfgrl_terms
+from ..networks import FlowPolicyConfig, compiled, default_device
 from ..policy import FlowPolicy
 from ..train import make_adam
 from . import ActorAgent, merge_config
@@ -59,22 +59,35 @@ class CFGRLAgent(ActorAgent):
             return optimality_labels(advantage).float()
         return torch.exp(advantage * self.config["temperature"]).clamp(max=self.config["max_weight"])
 
-    def actor_loss(self, batch: dict, advantage: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def actor_loss(self, batch: dict, advantage: torch.Tensor, noise=None) -> tuple[torch.Tensor, dict]:
         """The official CFGRL loss on the batch, with labels o = 1[A >= 0] (:func:`cfgrl_core.flow.official_cfgrl_loss`);
-        with ``weighting="exp"`` the conditional term is weighted by f(A) instead."""
+        with ``weighting="exp"`` the conditional term is weighted by f(A) instead. ``noise=(x_0, t)``: the draw to use
+        (default: drawn from the agent's generator)."""
         if self.config["weighting"] == "binary":
             return official_cfgrl_loss(self.policy, batch["observations"], batch["actions"],
                                        optimality_labels(advantage), uncond_weight=self.config["uncond_weight"],
-                                       generator=self.generator, time_bins=self.config["time_bins"])
-        loss = self.per_sample_loss(batch, advantage).mean()
+                                       generator=self.generator, time_bins=self.config["time_bins"], noise=noise)
+        loss = self.per_sample_loss(batch, advantage, noise).mean()
         return loss, {"loss": loss.detach()}
 
-    def per_sample_loss(self, batch: dict, advantage: torch.Tensor) -> torch.Tensor:
+    def compile(self) -> "CFGRLAgent":
+        """The loss compiled as one graph: (x_0, t) are drawn eagerly from the generator (the same stream as in eager
+        mode) and passed in, since a seeded generator cannot enter a compiled graph."""
+        inner = compiled(lambda batch, advantage, x0, t: self.actor_loss(batch, advantage, (x0, t)),
+                         "CFGRLAgent.actor_loss")
+
+        def loss(batch, advantage):
+            return inner(batch, advantage, *draw_noise(batch["actions"], self.generator, self.config["time_bins"]))
+
+        self._actor_loss = loss
+        return self
+
+    def per_sample_loss(self, batch: dict, advantage: torch.Tensor, noise=None) -> torch.Tensor:
         """l_i = 1[o_i = 1] ||v(s_i, x_t, t, o=1) - u||^2 + lambda ||v(s_i, x_t, t, null) - u||^2, shape (B,): the
         terms whose mean is the loss (one draw of (x_0, t) per sample; chapter 5's gradient diagnostics)."""
         positive, cond_err, uncond_err = official_cfgrl_terms(
             self.policy, batch["observations"], batch["actions"], optimality_labels(advantage),
-            generator=self.generator, time_bins=self.config["time_bins"])
+            generator=self.generator, time_bins=self.config["time_bins"], noise=noise)
         return self.condition_weights(advantage) * cond_err + self.config["uncond_weight"] * uncond_err
 
     # ----------------------------------------------------------------------------------------------- acting

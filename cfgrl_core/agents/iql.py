@@ -16,7 +16,7 @@ import copy
 import torch
 from torch import nn
 
-from ..networks import default_device, mlp
+from ..networks import compiled, default_device, mlp
 from ..train import make_adam
 from . import Agent, merge_config
 
@@ -88,17 +88,25 @@ class IQLAgent(Agent):
         q1, q2 = self.q[0](sa).squeeze(-1), self.q[1](sa).squeeze(-1)
         return ((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean(), q1
 
+    def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """L_V + L_Q, and detached metrics."""
+        v_loss, v = self.value_loss(batch)
+        q_loss, q1 = self.critic_loss(batch)
+        return v_loss + q_loss, {"v_loss": v_loss.detach(), "q_loss": q_loss.detach(), "v_mean": v.detach().mean(),
+                                 "q_mean": q1.detach().mean()}
+
+    def compile(self) -> "IQLAgent":
+        self._loss = compiled(self.loss, "IQLAgent.loss")
+        return self
+
     # ------------------------------------------------------------------------------------------------- update
     def update(self, batch: dict) -> dict:
         """One Adam step on L_V + L_Q, then Polyak on the target Qs. Returns detached metric tensors (no host sync)."""
-        v_loss, v = self.value_loss(batch)
-        q_loss, q1 = self.critic_loss(batch)
-        self.optimizer_step(v_loss + q_loss)
+        loss, metrics = getattr(self, "_loss", self.loss)(batch)
+        self.optimizer_step(loss)
         with torch.no_grad():
-            for p, tp in zip(self.q.parameters(), self.q_target.parameters()):
-                tp.lerp_(p, self.config["tau"])
-        return {"v_loss": v_loss.detach(), "q_loss": q_loss.detach(), "v_mean": v.detach().mean(),
-                "q_mean": q1.detach().mean()}
+            torch._foreach_lerp_(list(self.q_target.parameters()), list(self.q.parameters()), self.config["tau"])
+        return metrics
 
 
 CONFIG = dict(
