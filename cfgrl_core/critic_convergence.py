@@ -136,6 +136,8 @@ def _converge(task, seed, steps, every, expectile, preset, out, data_root, devic
         generator.set_state(ckpt["generator"])
         state = ckpt["state"]
         labels = ckpt["labels"].numpy() if ckpt.get("labels") is not None else None
+        state.setdefault("resumed_at", []).append({"step": state["step"], "provenance": started_with,
+                                                   "threads": torch.get_num_threads(), "compile": cfg["compile"]})
 
     def results() -> dict:
         return {"task": task, "seed": seed, "steps": state["step"], "every": every, "expectile": expectile,
@@ -144,6 +146,7 @@ def _converge(task, seed, steps, every, expectile, preset, out, data_root, devic
                 "groups": {k: {"episodes": int(len(v)),
                                "return_range": [float(episode_return[v].min()), float(episode_return[v].max())]}
                            for k, v in groups.items()},
+                "compile": cfg["compile"], "resumed_at": state.get("resumed_at", []),
                 "threads": torch.get_num_threads(), "device": str(device), "wall_s": round(state["wall_s"], 1),
                 "provenance": started_with, "curve": state["curve"]}
 

@@ -234,7 +234,8 @@ def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, dev
                "episodes": {"val": cfg["val_episodes"], "test": cfg["test_episodes"]}, "mean_of_k": MEAN_OF,
                "eval_max_steps": eval_max_steps,
                "train_wall_s": round(state["wall_s"], 1), "eval_wall_s": round(time.time() - t0, 1),
-               "threads": torch.get_num_threads(), "device": str(device), "provenance": started_with,
+               "compile": cfg["compile"], "threads": torch.get_num_threads(), "device": str(device),
+               "provenance": started_with,
                "summary": summary, "returns": table, "log": state["log"]}
     atomic_write_text(run_dir / f"extraction_{steps}.json", json.dumps(results, indent=1))
     return results
