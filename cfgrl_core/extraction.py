@@ -138,19 +138,24 @@ class AveragedCritic:
 
 def extract(task: str, critic_path, seed: int = 0, steps: int = 25_000, preset: str = "book", names=None,
             out="runs/extraction", data_root=None, device=None, threads: int | None = None,
-            progress: bool = True, w_values=W_VALUES, eval_max_steps: int | None = None) -> dict:
+            progress: bool = True, w_values=W_VALUES, eval_max_steps: int | None = None,
+            episodes: dict | None = None) -> dict:
     """Train (or continue) the actors to ``steps`` on the frozen critic, then evaluate them at ``w_values``; returns
-    the results. ``eval_max_steps`` cuts evaluation episodes short (tests only)."""
+    the results. ``episodes={"val": n, "test": m}`` overrides the preset's episode counts; ``eval_max_steps`` cuts
+    evaluation episodes short (tests only)."""
     with torch_threads(default_threads(threads)):
         paths = [Path(p) for p in (critic_path if isinstance(critic_path, (list, tuple)) else [critic_path])]
         return _extract(task, paths, seed, steps, preset, names, out, data_root, device, progress,
-                        w_values, eval_max_steps)
+                        w_values, eval_max_steps, episodes)
 
 
 def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, device, progress, w_values,
-             eval_max_steps):
+             eval_max_steps, episodes):
     domain, task_name = parse_task(task)
     cfg = resolve_config({"preset": preset})
+    n_episodes = {"val": cfg["val_episodes"], "test": cfg["test_episodes"], **(episodes or {})}
+    if any(not isinstance(v, int) or v < 1 for v in n_episodes.values()):
+        raise ValueError(f"episode counts must be integers >= 1, got {n_episodes}")
     started_with = provenance()
     device = default_device(device)
     critics = [load_module(p, "iql_critic", device) for p in critic_paths]
@@ -212,7 +217,7 @@ def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, dev
     returns = {}
     for split in ("val", "test"):
         r = evaluate(settings_actor(actors, rows, seed), domain, task_name, len(rows),
-                     episode_seeds(split, seed, cfg[f"{split}_episodes"]), progress=progress,
+                     episode_seeds(split, seed, n_episodes[split]), progress=progress,
                      max_steps=eval_max_steps)
         returns[split] = r
     table = {}
@@ -231,7 +236,7 @@ def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, dev
                 "best_test_mean": float(max(np.mean(v) for v in entry["test"].values()))}
     results = {"task": task, "seed": seed, "steps": steps, "critic": [str(p) for p in critic_paths], "preset": preset,
                "batch_size": cfg["batch_size"], "actors": {k: a.config for k, a in actors.items()},
-               "episodes": {"val": cfg["val_episodes"], "test": cfg["test_episodes"]}, "mean_of_k": MEAN_OF,
+               "episodes": n_episodes, "mean_of_k": MEAN_OF,
                "eval_max_steps": eval_max_steps,
                "train_wall_s": round(state["wall_s"], 1), "eval_wall_s": round(time.time() - t0, 1),
                "compile": cfg["compile"], "threads": torch.get_num_threads(), "device": str(device),
@@ -256,6 +261,8 @@ def main(argv=None):
     p.add_argument("--preset", default="book")
     p.add_argument("--actors", nargs="+", default=None, help=f"a subset of {list(ACTORS)}")
     p.add_argument("--out", default="runs/extraction")
+    p.add_argument("--val-episodes", type=positive_int, default=None, help="default: the preset's")
+    p.add_argument("--test-episodes", type=positive_int, default=None, help="default: the preset's")
     p.add_argument("--data-root", default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=positive_int, default=None)
@@ -266,8 +273,9 @@ def main(argv=None):
         for path in args.critic:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"critic file {path} does not exist")
+        episodes = {k: v for k, v in (("val", args.val_episodes), ("test", args.test_episodes)) if v}
         r = extract(args.task, args.critic, args.seed, args.steps, args.preset, args.actors, args.out,
-                    args.data_root, args.device, args.threads)
+                    args.data_root, args.device, args.threads, episodes=episodes)
         for key, s in r["summary"].items():
             print(f"{key:32s} chosen {s['chosen']:>5s}  test {s['test_mean']:7.1f}  best-on-test {s['best_test_mean']:7.1f}")
 
