@@ -286,3 +286,87 @@ def labels_table(r: dict, last: int = 4) -> str:
                          *("–" if x is None else f"{x:.0%}" for x in rate), f"{d['label_return_spearman']:+.2f}"])
     return markdown_table(["labels", "critic", "flipped", "o = 1: high third", "low third", "random",
                            "ρ(o = 1, return)"], rows)
+
+
+def publish_investigation(task: str, critic_run, extraction_runs=(), dest=INVESTIGATION) -> list[Path]:
+    """Copy one task's investigation files from the ignored run folders into the committed layout
+    ``<dest>/<task>/``: ``convergence_<expectile>_<seed>.json`` and ``labels_...`` from a
+    :func:`~cfgrl_core.critic_convergence.converge` run folder, ``extraction_<critic>_<seed>_<steps>.json`` from each
+    :func:`~cfgrl_core.extraction.extract` run folder. Returns the written paths."""
+    from .checkpoint import atomic_write_text
+
+    critic_run = Path(critic_run)
+    out = Path(dest) / task
+    out.mkdir(parents=True, exist_ok=True)
+    tag = f"{critic_run.parent.name}_{critic_run.name}"          # expectile0.9_seed0
+    written = []
+    for kind in ("convergence", "labels"):
+        f = critic_run / f"{kind}.json"
+        if f.exists():
+            written.append(out / f"{kind}_{tag}.json")
+            atomic_write_text(written[-1], f.read_text())
+    for run in map(Path, extraction_runs):
+        for f in sorted(run.glob("extraction_*.json")):
+            written.append(out / f"extraction_{run.parent.name}_{run.name}_{f.stem.removeprefix('extraction_')}.json")
+            atomic_write_text(written[-1], f.read_text())
+    return written
+
+
+def critic_settled(curve: list[dict], v_tol: float = 0.02, td_tol: float = 0.05, span: int = 10_000):
+    """H1 of chapter 4: the first measured step after which mean V moves by less than ``v_tol`` (relative) and the TD
+    RMSE by less than ``td_tol`` per ``span`` steps, at every later pair of measurements ``span`` apart; None if the
+    curve never settles. Also the largest label-flip fraction measured after that step."""
+    steps = [p["step"] for p in curve]
+    by_step = {p["step"]: p for p in curve}
+
+    def calm(p, q):
+        return (abs(q["v_mean"] - p["v_mean"]) <= v_tol * abs(p["v_mean"])
+                and abs(q["td_rmse"] - p["td_rmse"]) <= td_tol * p["td_rmse"])
+
+    pairs = [(s, s + span) for s in steps if s + span in by_step]
+    for i, (start, _) in enumerate(pairs):
+        if all(calm(by_step[a], by_step[b]) for a, b in pairs[i:]):
+            flips = [p["flipped_fraction"] for p in curve if p["step"] > start and p["flipped_fraction"] is not None]
+            return {"step": start, "max_flipped_after": max(flips) if flips else None}
+    return {"step": None, "max_flipped_after": None}
+
+
+def test_returns(r: dict, key: str, w: str | None = None) -> np.ndarray:
+    """Test-episode returns of one row (``"<actor> | <evaluation>"``) of an extraction file, at its validation-chosen
+    setting or at ``w``."""
+    actor, mode = key.split(" | ")
+    return np.asarray(r["returns"][actor][mode]["test"][w or r["summary"][key]["chosen"]], float)
+
+
+def separated(a, b) -> dict:
+    """Chapter 4's decision rule for two sets of test returns: the difference of means, its standard error
+    sqrt(s_a^2 / n_a + s_b^2 / n_b), and the verdict ``"above"``/``"below"`` when |diff| > 2 SE, else ``"not separated"``."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    diff = float(a.mean() - b.mean())
+    se = float(math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
+    verdict = "not separated" if abs(diff) <= 2 * se else ("above" if diff > 0 else "below")
+    return {"diff": diff, "se": se, "verdict": verdict}
+
+
+def plot_budget(files: dict[str, list[dict]], keys=("flow_binary | sample", "flow_exp_T3 | sample",
+                                                     "awr_T1 | mean", "awr_T3 | mean", "awr_T10 | mean",
+                                                     "gauss_bc | mean", "gauss_binary | mean"), fig=None):
+    """Per task, test return (validation-chosen setting; bars: ±1 SE over episodes) against actor steps, from the
+    extraction files of one run continued to several budgets."""
+    import matplotlib.pyplot as plt
+
+    if fig is None:
+        fig = plt.figure(figsize=(5.2 * len(files), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(files), squeeze=False)[0]
+    for ax, (task, runs) in zip(axes, files.items()):
+        runs = sorted(runs, key=lambda r: r["steps"])
+        steps = [r["steps"] / 1000 for r in runs]
+        for i, key in enumerate(k for k in keys if k in runs[0]["summary"]):
+            ret = [test_returns(r, key) for r in runs]
+            ax.errorbar(steps, [x.mean() for x in ret], [x.std(ddof=1) / math.sqrt(len(x)) for x in ret],
+                        fmt="o-" if key.startswith("flow") else "s--", ms=4, capsize=2, label=key, color=f"C{i}")
+        ax.set(title=task, xlabel="actor steps (k)", ylabel="test return", xscale="log")
+        ax.set_xticks(steps, [f"{s:g}" for s in steps])
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=7, loc="best")
+    return fig

@@ -116,3 +116,46 @@ def test_label_stability_and_averaged_critics(tmp_path):
     assert lines[2].split(" | ")[2] == f"{second['single']['flipped_fraction']:.0%}"
     assert labels_table(r, last=3).splitlines()[2].split(" | ")[2] == "–"   # the first critic: nothing to flip from
 
+
+
+def test_critic_settled_finds_the_first_calm_step():
+    from cfgrl_core.results import critic_settled
+
+    def curve(vs, tds, flips):
+        return [{"step": 5000 * (i + 1), "v_mean": v, "td_rmse": td, "flipped_fraction": f}
+                for i, (v, td, f) in enumerate(zip(vs, tds, flips))]
+
+    rising = curve([1, 2, 3, 4, 5, 6], [0.3] * 6, [None, .3, .3, .3, .3, .3])
+    assert critic_settled(rising) == {"step": None, "max_flipped_after": None}
+    # V moves 5% from 10k to 20k, then less than 2% per 10k steps from 15k on
+    c = curve([9.0, 9.5, 9.9, 10.0, 10.05, 10.1], [0.3] * 6, [None, .4, .2, .08, .06, .05])
+    assert critic_settled(c) == {"step": 15_000, "max_flipped_after": 0.08}
+    # a TD RMSE that jumps by 10% late undoes the calm before it
+    c = curve([10.0] * 6, [0.3, 0.3, 0.3, 0.3, 0.3, 0.34], [None] + [0.01] * 5)
+    assert critic_settled(c)["step"] is None
+
+
+def test_decision_rule_and_publishing(tmp_path):
+    from cfgrl_core.results import publish_investigation, separated, test_returns
+
+    a, b = np.array([100.0, 110, 90, 105, 95]), np.array([50.0, 60, 40, 55, 45])
+    s = separated(a, b)
+    assert s["diff"] == pytest.approx(50.0) and s["verdict"] == "above"
+    assert s["se"] == pytest.approx(np.sqrt(a.var(ddof=1) / 5 + b.var(ddof=1) / 5))
+    assert separated(b, a)["verdict"] == "below"
+    assert separated(a, a + 5)["verdict"] == "not separated"
+    r = {"summary": {"flow | sample": {"chosen": "3"}},
+         "returns": {"flow": {"sample": {"test": {"3": [1.0, 2.0], "0": [5.0, 5.0]}}}}}
+    assert test_returns(r, "flow | sample").tolist() == [1.0, 2.0]
+    assert test_returns(r, "flow | sample", "0").tolist() == [5.0, 5.0]
+
+    critic = tmp_path / "critic" / "walker-run" / "expectile0.9" / "seed0"
+    critic.mkdir(parents=True)
+    (critic / "convergence.json").write_text('{"curve": []}')
+    ext = tmp_path / "ext" / "walker-run" / "expectile0.9_critic_100000" / "seed0"
+    ext.mkdir(parents=True)
+    (ext / "extraction_25000.json").write_text('{"steps": 25000}')
+    written = publish_investigation("walker-run", critic, [ext], tmp_path / "pub")
+    assert [p.name for p in written] == ["convergence_expectile0.9_seed0.json",
+                                         "extraction_expectile0.9_critic_100000_seed0_25000.json"]
+    assert json.loads(written[1].read_text()) == {"steps": 25000}
