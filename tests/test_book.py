@@ -40,7 +40,7 @@ def test_book_builds_with_warnings_as_errors(built_book):
     assert (html / "book" / "intro.html").exists()
     data_page = (html / "book" / "03_offline_data.html").read_text()
     assert data_page.count("<video") >= 6 and "data:video/mp4;base64," in data_page   # inline, no network
-    for name in ("04_training_the_flow_policy", "05_why_guidance_beats_weighting"):
+    for name in ("04_training_the_flow_policy", "05_guidance_versus_weighting"):
         text = (html / "book" / f"{name}.html").read_text()
         assert "<p>|" not in text and text.count("<table") >= 2, f"{name}: a Markdown table output did not render"
     slider_page = (html / "book" / "06_drag_the_guidance.html").read_text()
