@@ -10,8 +10,8 @@ presets (``build_agents``, ``resolve_config``):
 FLOPs per step are counted by ``torch.utils.flop_counter.FlopCounterMode`` (matrix multiplies, forward and backward);
 the peak is the best of a few float32 2048 x 2048 matmuls on the same threads, measured in the same run. Each step is
 timed eagerly and then with the presets' ``compile`` on (torch.compile of the agents' losses), side by side in this
-process (alternating rounds, medians), with the compilation time. No ratio against another implementation is printed: such a ratio needs both
-measured side by side (see the README).
+process (alternating rounds, medians), with the compilation time. No ratio against another implementation is
+printed: such a ratio needs both measured side by side (see the README).
 
     python benchmarks/update_speed.py [--presets book paper] [--steps 50] [--rounds 5] [--threads 2] [--device cpu]
 """

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 
@@ -80,7 +81,6 @@ def compiled(fn, what: str = "a loss"):
             state["fn"] = compiled_fn
             return out
         except Exception as e:  # noqa: BLE001 - any compiler failure means: run eagerly
-            import warnings
             warnings.warn(f"torch.compile of {what} failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
                           "running it eagerly", RuntimeWarning, stacklevel=2)
             state["fn"] = fn
