@@ -71,8 +71,8 @@ def measure(critic: IQLAgent, D: dict, episode_ids: np.ndarray, groups: dict, ep
             previous_labels: np.ndarray | None, chunk: int = 65536) -> tuple[dict, np.ndarray]:
     """One row of the convergence curves (see the module docstring) and the labels it measured."""
     out = critic.on_dataset(D["observations"], D["actions"])
-    q1 = torch.cat([critic.q[0](torch.cat([D["observations"][i:i + chunk], D["actions"][i:i + chunk]], -1))
-                    .squeeze(-1) for i in range(0, len(D["rewards"]), chunk)])
+    q1 = torch.cat([critic.q_heads(torch.cat([D["observations"][i:i + chunk], D["actions"][i:i + chunk]], -1))[0]
+                    for i in range(0, len(D["rewards"]), chunk)])
     next_v = torch.cat([critic.value(D["next_observations"][i:i + chunk]) for i in range(0, len(D["rewards"]), chunk)])
     td = q1 - (D["rewards"] + critic.config["gamma"] * D["masks"] * next_v)
     adv = out["advantage"].cpu().numpy()

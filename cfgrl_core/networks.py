@@ -148,6 +148,92 @@ def mlp(in_dim: int, hidden_dims, out_dim: int, activation: str = "mish", layer_
     return net
 
 
+class EnsembleMLP(nn.Module):
+    """K networks of one :func:`mlp` shape, evaluated together: hidden layer l of member k computes
+
+        h_k <- LayerNorm_k(act(h_k W_{l,k} + b_{l,k})),      W_l of shape (K, in, out) stacked over members,
+
+    one batched matmul (``torch.baddbmm``) per layer instead of K small ones: the twin Q heads of a critic or the
+    Gaussian actors of an AWR temperature sweep. The maths are those of K separate networks (each member sees only its
+    own weights and loss), the float rounding differs from them in the last bits. Members are initialised as K
+    :func:`mlp` built in a row (the same draws from torch's generator), and the state_dict has exactly the keys and
+    shapes of ``nn.ModuleList([mlp(...), ...])``, so a checkpoint of either form loads into the other.
+
+    ``forward(x)``: x of shape (B, in) (shared by every member) or (K, B, in); returns (K, B, out).
+    """
+
+    def __init__(self, members: int, in_dim: int, hidden_dims, out_dim: int, activation: str = "mish",
+                 layer_norm: bool = False):
+        super().__init__()
+        if members < 1:
+            raise ValueError(f"an ensemble needs at least one member, got {members!r}")
+        nets = [mlp(in_dim, hidden_dims, out_dim, activation, layer_norm) for _ in range(members)]
+        self.members, self.layer_norm = members, layer_norm
+        self.act = ACTIVATIONS[activation]()
+        linears = [[m for m in net if isinstance(m, nn.Linear)] for net in nets]
+        norms = [[m for m in net if isinstance(m, nn.LayerNorm)] for net in nets]
+        stack = lambda ps, row=False: nn.Parameter(torch.stack([p.detach() for p in ps])[:, None] if row
+                                                   else torch.stack([p.detach().t() for p in ps]).contiguous())
+        # weights are stored as (K, in, out), the layout whose batched matmuls need no transposed copies
+        self.weights = nn.ParameterList([stack([ls[i].weight for ls in linears]) for i in range(len(linears[0]))])
+        self.biases = nn.ParameterList([stack([ls[i].bias for ls in linears], True) for i in range(len(linears[0]))])
+        self.norm_weights = nn.ParameterList([stack([ns[i].weight for ns in norms], True)
+                                              for i in range(len(norms[0]))])
+        self.norm_biases = nn.ParameterList([stack([ns[i].bias for ns in norms], True) for i in range(len(norms[0]))])
+        # where each stacked tensor sits in one member's nn.Sequential: name in the ensemble -> name in a member
+        stride = 3 if layer_norm else 2
+        self._member_names = {}
+        for i in range(len(self.weights)):
+            self._member_names[f"weights.{i}"] = f"{i * stride}.weight"
+            self._member_names[f"biases.{i}"] = f"{i * stride}.bias"
+        for i in range(len(self.norm_weights)):
+            self._member_names[f"norm_weights.{i}"] = f"{i * stride + 2}.weight"
+            self._member_names[f"norm_biases.{i}"] = f"{i * stride + 2}.bias"
+        self.register_state_dict_post_hook(EnsembleMLP._as_members)
+        self.register_load_state_dict_pre_hook(EnsembleMLP._from_members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.expand(self.members, *x.shape) if x.dim() == 2 else x
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(b, h, w)
+            if i < last:
+                h = self.act(h)
+                if self.layer_norm:
+                    h = nn.functional.layer_norm(h, h.shape[-1:]) * self.norm_weights[i] + self.norm_biases[i]
+        return h
+
+    def member_parameters(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k's parameters as views into the stacked tensors, named and shaped as in its :func:`mlp`."""
+        params = dict(self.named_parameters())
+        return {member: self._as_member(name, params[name][k]) for name, member in self._member_names.items()}
+
+    @staticmethod
+    def _as_member(name: str, value: torch.Tensor) -> torch.Tensor:
+        """One member's slice of a stacked tensor, as that member's nn.Linear / nn.LayerNorm holds it (a view):
+        a weight matrix (in, out) -> (out, in), a row (1, width) -> (width,)."""
+        return value.t() if name.startswith("weights.") else value.reshape(value.shape[-1:])
+
+    @staticmethod
+    def _as_members(module, state_dict, prefix, local_metadata):
+        for name, member in module._member_names.items():
+            stacked = state_dict.pop(prefix + name)
+            for k in range(module.members):
+                state_dict[f"{prefix}{k}.{member}"] = module._as_member(name, stacked[k]).clone()
+
+    @staticmethod
+    def _from_members(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                      error_msgs):
+        params = dict(module.named_parameters())
+        for name, member in module._member_names.items():
+            keys = [f"{prefix}{k}.{member}" for k in range(module.members)]
+            if all(key in state_dict for key in keys):
+                values = [state_dict.pop(key) for key in keys]
+                if name.startswith("weights."):
+                    values = [v.t() for v in values]
+                state_dict[prefix + name] = torch.stack(values).reshape(params[name].shape)
+
+
 # --------------------------------------------------------------------------------------------------- embeddings
 class SinusoidalTimeEmbedding(nn.Module):
     """Fixed Fourier features of the flow time t in [0, 1].

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .agents import merge_config
 from .agents.awr import CONFIG as AWR_CONFIG
-from .agents.awr import AWRAgent
+from .agents.awr import AWRAgent, AWRSweep
 from .agents.cfgrl import CONFIG as CFGRL_CONFIG
 from .agents.cfgrl import CFGRLAgent, optimality_labels
 from .agents.iql import CONFIG as IQL_CONFIG
@@ -46,34 +46,36 @@ from .provenance import provenance
 AGENT_CONFIGS = {"critic": IQL_CONFIG, "cfgrl": CFGRL_CONFIG, "awr": AWR_CONFIG}
 
 PRESETS = {
-    # compile: run the agents' losses through torch.compile (1.2-1.4x faster book-size steps on 2 CPU cores after a
-    # one-off compilation of up to ~50 s, see benchmarks/update_speed.py). smoke and quick stay eager: compiling
-    # would not pay for itself in their short runs, and eager runs are bit-reproducible on one CPU kind.
+    # compile: run the agents' losses through torch.compile (fewer, fused kernels after a one-off compilation);
+    # batched: the critic's twin Q heads and the AWR temperature sweep each run as one batched network, and in the
+    # frozen schedule the critic's advantages are computed once for the whole dataset. Both change only float
+    # rounding; benchmarks/update_speed.py measures what they buy. smoke keeps both off: it is bit-reproducible on
+    # one CPU kind (tests/test_recipe_identity.py).
     # CI: seconds. Numbers from it mean nothing.
     "smoke": dict(dataset="smoke", schedule="frozen", batch_size=64, critic_steps=60, actor_steps=60,
                   w_values=[0.0, 1.0, 3.0], temperatures=[1.0, 10.0], val_episodes=1, test_episodes=1,
-                  checkpoint_every=20, log_every=20, compile=False,
+                  checkpoint_every=20, log_every=20, compile=False, batched=False,
                   critic=dict(hidden_dims=(64, 64)), cfgrl=dict(hidden_dims=(64, 64), sample_steps=4),
                   awr=dict(hidden_dims=(64, 64))),
     # The quick start: from a fresh clone to a trained and evaluated guided walker in under 15 minutes on 2 CPU cores
     # (with --threads 2): half the book's data, shorter training, one AWR temperature, fewer episodes.
     "quick": dict(dataset="quick", schedule="frozen", batch_size=256, critic_steps=10_000, actor_steps=15_000,
                   w_values=[0.0, 1.0, 1.5, 2.0, 3.0], temperatures=[10.0], val_episodes=3, test_episodes=5,
-                  checkpoint_every=2_500, log_every=500, compile=False,
-                  critic=dict(hidden_dims=(256, 256, 256)), cfgrl=dict(hidden_dims=(256, 256, 256), sample_steps=16),
+                  checkpoint_every=2_500, log_every=500, compile=True, batched=True,
+                  critic=dict(hidden_dims=(256, 256, 256), batched_heads=True), cfgrl=dict(hidden_dims=(256, 256, 256), sample_steps=16),
                   awr=dict(hidden_dims=(256, 256, 256))),
     # The book's figures, sized for 2 CPU cores: 3x256 nets (the paper: 3x512), batch 256 (paper: 1024), the critic
     # trained once for 20k steps, then all actors together for 25k steps (paper: 1M joint steps), 16 Euler steps.
     "book": dict(dataset="book", schedule="frozen", batch_size=256, critic_steps=20_000, actor_steps=25_000,
                  w_values=[0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0], temperatures=[1.0, 3.0, 10.0, 30.0],
                  val_episodes=5, test_episodes=10, checkpoint_every=2_500, log_every=500, compile=True,
-                 critic=dict(hidden_dims=(256, 256, 256)), cfgrl=dict(hidden_dims=(256, 256, 256), sample_steps=16),
+                 batched=True, critic=dict(hidden_dims=(256, 256, 256), batched_heads=True), cfgrl=dict(hidden_dims=(256, 256, 256), sample_steps=16),
                  awr=dict(hidden_dims=(256, 256, 256))),
     # The paper's sizes and schedule (for a GPU): batch 1024, 3x512, 1M joint steps, 32 Euler steps.
     "paper": dict(dataset="book", schedule="joint", batch_size=1024, critic_steps=1_000_000, actor_steps=1_000_000,
                   w_values=[0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0], temperatures=[1.0, 3.0, 10.0, 30.0],
                   val_episodes=5, test_episodes=10, checkpoint_every=20_000, log_every=5_000, compile=True,
-                  critic={}, cfgrl={}, awr={}),
+                  batched=True, critic=dict(batched_heads=True), cfgrl={}, awr={}),
 }
 SCHEDULES = ("frozen", "joint")
 BOOK_RESULTS = ASSETS / "results" / "book"   # the committed results of the book configuration (see RESULTS.md)
@@ -99,8 +101,9 @@ def resolve_config(config) -> dict:
                 "test_episodes"):
         if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ValueError(f"config value {key} must be an integer >= 1, got {cfg[key]!r}")
-    if not isinstance(cfg["compile"], bool):
-        raise ValueError(f"config value compile must be true or false, got {cfg['compile']!r}")
+    for key in ("compile", "batched"):
+        if not isinstance(cfg[key], bool):
+            raise ValueError(f"config value {key} must be true or false, got {cfg[key]!r}")
     if cfg["schedule"] not in SCHEDULES:
         raise ValueError(f"config value schedule must be one of {SCHEDULES}, got {cfg['schedule']!r}")
     if cfg["schedule"] == "joint" and cfg["critic_steps"] != cfg["actor_steps"]:
@@ -127,13 +130,36 @@ def build_agents(cfg: dict, obs_dim: int, action_dim: int, device, generator) ->
     return critic, actors
 
 
+def trained_actors(cfg: dict, actors: dict) -> dict:
+    """What the actors step updates: the actors themselves, or with ``batched`` the AWR agents as one
+    :class:`~cfgrl_core.agents.awr.AWRSweep` (under the key ``"awr"``; call :func:`write_back` before the agents are
+    saved or used)."""
+    awr = {name: a for name, a in actors.items() if isinstance(a, AWRAgent)}
+    if not cfg["batched"] or not awr:
+        return dict(actors)
+    sweep = AWRSweep(awr)
+    if cfg["compile"]:
+        sweep.compile()
+    return {**{name: a for name, a in actors.items() if name not in awr}, "awr": sweep}
+
+
+def write_back(trained: dict) -> None:
+    """Put what a batched sweep trained into its agents."""
+    for actor in trained.values():
+        if isinstance(actor, AWRSweep):
+            actor.write_back()
+
+
 # ------------------------------------------------------------------------------------------- one training step
 def actors_step(critic: IQLAgent, actors: dict, batch: dict, advantage=None) -> dict:
     """Every actor's update on one batch and the same advantages (the frozen critic's, unless given)."""
     if advantage is None:
         advantage = critic.advantage(batch["observations"], batch["actions"])
-    return {f"{name}_{key}": value for name, actor in actors.items()
-            for key, value in actor.update(batch, advantage).items()}
+    metrics = {}
+    for name, actor in actors.items():
+        out = actor.update(batch, advantage)
+        metrics.update(out if isinstance(actor, AWRSweep) else {f"{name}_{key}": value for key, value in out.items()})
+    return metrics
 
 
 def joint_step(critic: IQLAgent, actors: dict, batch: dict) -> dict:
@@ -210,13 +236,25 @@ def _run(task, seed, config, out, data_root, device, progress, collect_missing) 
         generator.set_state(ckpt["generator"])   # generator states are CPU byte tensors on every device
         state = ckpt["state"]
 
+    trained = trained_actors(cfg, actors)   # built after the checkpoint load: a sweep copies the agents' state
+
     def save():
+        write_back(trained)
         save_checkpoint(ckpt_path, "run", config=config_json, state=state, generator=generator.get_state(),
                         agents={k: module_record(a) for k, a in agents.items()},
                         optimizers={k: a.optimizer.state_dict() for k, a in agents.items()})
 
-    steps = {"critic": lambda batch: critic.update(batch), "actors": lambda batch: actors_step(critic, actors, batch),
-             "joint": lambda batch: joint_step(critic, actors, batch)}
+    frozen = {}   # batched, frozen schedule: the critic's advantages on the whole dataset, computed once
+
+    def actors_phase(batch, idx):
+        if cfg["batched"]:
+            if "advantage" not in frozen:
+                frozen["advantage"] = critic.on_dataset(D["observations"], D["actions"])["advantage"]
+            return actors_step(critic, trained, batch, frozen["advantage"][idx])
+        return actors_step(critic, trained, batch)
+
+    steps = {"critic": lambda batch, idx: critic.update(batch), "actors": actors_phase,
+             "joint": lambda batch, idx: joint_step(critic, trained, batch)}
     started = time.time() - state["wall_s"]
     while state["phase"] < len(plan):
         name, total = plan[state["phase"]]
@@ -225,7 +263,7 @@ def _run(task, seed, config, out, data_root, device, progress, collect_missing) 
                    total=total, disable=not progress)
         for step in bar:
             idx = torch.randint(0, n, (cfg["batch_size"],), generator=generator, device=device)
-            metrics = steps[name]({k: v[idx] for k, v in D.items()})
+            metrics = steps[name]({k: v[idx] for k, v in D.items()}, idx)
             state["step"] = step + 1
             if state["step"] % cfg["log_every"] == 0 or state["step"] == total:   # the only host syncs
                 state["log"][name].append({"step": state["step"], **{k: round(float(v), 5)
@@ -239,6 +277,7 @@ def _run(task, seed, config, out, data_root, device, progress, collect_missing) 
         save()
 
     # ---- evaluation: validation episodes choose w and T, test episodes are reported
+    write_back(trained)
     all_adv = critic.on_dataset(D["observations"], D["actions"])["advantage"]
     quantiles = (0.01, 0.1, 0.5, 0.9, 0.99)
     results = {"task": task, "seed": seed, "config": cfg, "provenance": started_with,

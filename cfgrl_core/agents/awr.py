@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from ..networks import default_device, mlp
+from ..networks import EnsembleMLP, compiled, default_device, mlp
 from ..train import make_adam
 from . import ActorAgent, merge_config
 
@@ -72,6 +72,111 @@ class AWRAgent(ActorAgent):
         noise = torch.randn(d.mean.shape, generator=generator, device=d.mean.device)
         return (d.mean + d.stddev * noise).clamp(-1.0, 1.0)
 
+
+
+class AWRSweep(nn.Module):
+    """A temperature sweep of AWR agents trained as one batched network (:class:`~cfgrl_core.networks.EnsembleMLP`):
+    the same losses, one per member at its own T, summed (each member's gradient is its own loss's), and one Adam
+    whose elementwise steps are the members' own. It trains copies of the agents' parameters and Adam moments:
+    ``write_back()`` puts them into the agents (before they are saved, evaluated or read), so checkpoints, results and
+    the agents themselves keep one format. Float rounding differs from stepping the agents one by one.
+
+    ``update(batch, advantage)`` returns the metrics ``<name>_<metric>`` of every member, as the agents' own would.
+    """
+
+    def __init__(self, agents: dict[str, AWRAgent]):
+        super().__init__()
+        self.names, members = list(agents), list(agents.values())
+        shape_keys = ("hidden_dims", "activation", "layer_norm", "lr", "log_std_min", "log_std_max")
+        first = members[0]
+        if any((m.obs_dim, m.action_dim, *(m.config[k] for k in shape_keys))
+               != (first.obs_dim, first.action_dim, *(first.config[k] for k in shape_keys)) for m in members):
+            raise ValueError(f"an AWR sweep needs agents of one shape and optimiser ({', '.join(shape_keys)})")
+        c = first.config
+        self.agents = members                       # a plain list: the agents are not parameters of the sweep
+        self.mean_net = EnsembleMLP(len(members), first.obs_dim, c["hidden_dims"], first.action_dim,
+                                    c["activation"], c["layer_norm"])
+        self.log_std = nn.Parameter(torch.zeros(len(members), 1, first.action_dim))
+        self.to(first.log_std.device)
+        self.optimizer = make_adam(self.parameters(), c["lr"])
+        self._pairs = [(agent, pairs) for agent, pairs in zip(members, self._member_pairs())]
+        self.read_agents()
+
+    def _member_pairs(self):
+        """Per member, (agent parameter, view of it in the stacked tensors, stacked tensor, index)."""
+        for k, agent in enumerate(self.agents):
+            views = self.mean_net.member_parameters(k)
+            stacked = {member: dict(self.mean_net.named_parameters())[name]
+                       for name, member in self.mean_net._member_names.items()}
+            pairs = [(p, views[n], stacked[n]) for n, p in agent.mean_net.named_parameters()]
+            yield pairs + [(agent.log_std, self.log_std[k].reshape(-1), self.log_std)]
+
+    @torch.no_grad()
+    def read_agents(self) -> None:
+        """Parameters and Adam moments from the agents into the stacked tensors."""
+        states = [agent.optimizer.state for agent in self.agents]
+        started = [all(p in st for p, _, _ in pairs) for st, (_, pairs) in zip(states, self._pairs)]
+        for agent, pairs in self._pairs:
+            for p, view, _ in pairs:
+                view.copy_(p)
+        if not any(started):
+            return
+        if not all(started):
+            raise ValueError("the agents of an AWR sweep must all have taken the same number of Adam steps")
+        steps = {float(st[p]["step"]) for st, (_, pairs) in zip(states, self._pairs) for p, _, _ in pairs}
+        if len(steps) != 1:
+            raise ValueError(f"the agents of an AWR sweep have taken different numbers of Adam steps: {sorted(steps)}")
+        (agent0, pairs0), st0 = self._pairs[0], states[0]
+        for stacked in self.parameters():
+            step = next(st0[p]["step"] for p, _, s in pairs0 if s is stacked)
+            self.optimizer.state[stacked] = {"step": step.clone(), "exp_avg": torch.zeros_like(stacked),
+                                             "exp_avg_sq": torch.zeros_like(stacked)}
+        for st, (_, pairs) in zip(states, self._pairs):
+            for p, view, stacked in pairs:
+                for key in ("exp_avg", "exp_avg_sq"):
+                    self._view_of(self.optimizer.state[stacked][key], view, stacked).copy_(st[p][key])
+
+    @torch.no_grad()
+    def write_back(self) -> None:
+        """Parameters and Adam moments from the stacked tensors into the agents and their optimisers."""
+        for agent, pairs in self._pairs:
+            for p, view, stacked in pairs:
+                p.copy_(view)
+                state = self.optimizer.state.get(stacked)
+                if state:
+                    agent.optimizer.state[p] = {"step": state["step"].clone(), **{
+                        key: self._view_of(state[key], view, stacked).clone() for key in ("exp_avg", "exp_avg_sq")}}
+
+    @staticmethod
+    def _view_of(tensor, view, stacked):
+        """The slice of ``tensor`` (shaped like ``stacked``) that ``view`` is of ``stacked``."""
+        return tensor.as_strided(view.shape, view.stride(),
+                                 tensor.storage_offset() + view.storage_offset() - stacked.storage_offset())
+
+    def actor_loss(self, batch: dict, advantage: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The sum over members of -E[w_k(A) log pi_k(a|s)] (each :meth:`AWRAgent.per_sample_loss`, batched)."""
+        first = self.agents[0]
+        log_std = self.log_std.clamp(first.config["log_std_min"], first.config["log_std_max"])
+        dist = torch.distributions.Normal(self.mean_net(batch["observations"]), log_std.exp(), validate_args=False)
+        w = torch.stack([agent.weights(advantage) for agent in self.agents])             # (K, B)
+        losses = (-w * dist.log_prob(batch["actions"]).sum(-1)).mean(-1)                  # (K,)
+        metrics = {}
+        for k, name in enumerate(self.names):
+            metrics.update({f"{name}_loss": losses[k].detach(), f"{name}_weight_mean": w[k].mean(),
+                            f"{name}_weight_max": w[k].max()})
+        return losses.sum(), metrics
+
+    def compile(self) -> "AWRSweep":
+        self._actor_loss = compiled(self.actor_loss, "AWRSweep.actor_loss")
+        return self
+
+    def update(self, batch: dict, advantage: torch.Tensor) -> dict:
+        """One Adam step of every member. Returns detached metric tensors (no host sync)."""
+        loss, metrics = getattr(self, "_actor_loss", self.actor_loss)(batch, advantage)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return metrics
 
 CONFIG = dict(
     hidden_dims=(512, 512, 512),  # widths of the mean network (official: 3x512)

@@ -16,7 +16,7 @@ import copy
 import torch
 from torch import nn
 
-from ..networks import compiled, default_device, mlp
+from ..networks import EnsembleMLP, compiled, default_device, mlp
 from ..train import make_adam
 from . import Agent, merge_config
 
@@ -39,19 +39,26 @@ class IQLAgent(Agent):
             raise ValueError(f"expectile must lie in (0, 1), got {c['expectile']!r}")
         if not 0.0 <= c["gamma"] < 1.0:
             raise ValueError(f"gamma must lie in [0, 1), got {c['gamma']!r}")
-        self.q = nn.ModuleList([mlp(obs_dim + action_dim, c["hidden_dims"], 1, c["activation"], c["layer_norm"])
-                                for _ in range(2)])
+        q_shape = (obs_dim + action_dim, c["hidden_dims"], 1, c["activation"], c["layer_norm"])
+        # the twin heads as two networks, or as one batched pair (same maths and state_dict, fewer kernels)
+        self.q = EnsembleMLP(2, *q_shape) if c["batched_heads"] else nn.ModuleList([mlp(*q_shape) for _ in range(2)])
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.v = mlp(obs_dim, c["hidden_dims"], 1, c["activation"], c["layer_norm"])
         self.to(default_device(device))
         self.optimizer = make_adam(self.parameters(), c["lr"])
 
     # ------------------------------------------------------------------------------------------------ networks
+    def q_heads(self, sa, target: bool = False) -> torch.Tensor:
+        """[Q_1(s, a), Q_2(s, a)] of the input [s, a], shape (2, B); the target heads with ``target``."""
+        heads = self.q_target if target else self.q
+        if isinstance(heads, EnsembleMLP):
+            return heads(sa).squeeze(-1)
+        return torch.stack([head(sa).squeeze(-1) for head in heads])
+
     def q_values(self, obs, actions, target: bool = True) -> torch.Tensor:
         """min_i Q_i(s, a), from the target heads by default; shape (B,)."""
-        sa = torch.cat([obs, actions], -1)
-        heads = self.q_target if target else self.q
-        return torch.min(heads[0](sa), heads[1](sa)).squeeze(-1)
+        q = self.q_heads(torch.cat([obs, actions], -1), target)
+        return torch.min(q[0], q[1])
 
     def value(self, obs) -> torch.Tensor:
         return self.v(obs).squeeze(-1)
@@ -85,7 +92,7 @@ class IQLAgent(Agent):
             next_v = self.value(batch["next_observations"])
             y = batch["rewards"] + self.config["gamma"] * batch["masks"] * next_v
         sa = torch.cat([batch["observations"], batch["actions"]], -1)
-        q1, q2 = self.q[0](sa).squeeze(-1), self.q[1](sa).squeeze(-1)
+        q1, q2 = self.q_heads(sa)
         return ((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean(), q1
 
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
@@ -117,4 +124,5 @@ CONFIG = dict(
     gamma=0.99,                   # discount
     expectile=0.9,                # kappa of the V loss: V tracks an upper expectile of Qbar
     tau=0.005,                    # Polyak rate of the target Qs
+    batched_heads=False,          # the twin Q heads as one batched network (faster; rounding differs in last bits)
 )
