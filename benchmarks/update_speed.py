@@ -23,10 +23,15 @@ few float32 2048 x 2048 matmuls on the same threads, measured in the same run. N
 implementation is printed: such a ratio needs both measured side by side (see the README).
 
     python benchmarks/update_speed.py [--presets quick book] [--steps 50] [--rounds 5] [--threads 2] [--joint]
+                                      [--out results.json]
+
+``--out`` also writes the figures, with the command, commit and versions, as JSON (chapter 4 reads the committed
+``cfgrl_core/assets/results/benchmarks/update_speed.json``).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -38,8 +43,10 @@ if "--warm-cache" not in os.sys.argv:   # compile into an empty cache: the compi
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from cfgrl_core.checkpoint import atomic_write_text  # noqa: E402
 from cfgrl_core.collect import SIZES  # noqa: E402
 from cfgrl_core.networks import default_device  # noqa: E402
+from cfgrl_core.provenance import provenance  # noqa: E402
 from cfgrl_core.run import actors_step, build_agents, joint_step, resolve_config, trained_actors  # noqa: E402
 
 BEFORE = dict(compile=False, batched=False, critic=dict(batched_heads=False))
@@ -132,10 +139,14 @@ def main():
     p.add_argument("--joint", action="store_true", help="also time the joint schedule's step")
     p.add_argument("--warm-cache", action="store_true",
                    help="use torch's usual compile cache (default: an empty one, so the first call is a full compile)")
+    p.add_argument("--out", default=None, help="also write the figures as JSON to this file")
     args = p.parse_args()
+    record = {"provenance": provenance(), "threads": args.threads, "steps_per_round": args.steps,
+              "rounds": args.rounds, "cold_compile_cache": not args.warm_cache, "rows": [], "training": []}
     torch.set_num_threads(args.threads)
     device = default_device(args.device)
     peak = matmul_peak_gflops(device)
+    record.update(device=str(device), matmul_peak_gflops=round(peak, 1))
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
           f"walker sizes (obs {OBS}, act {ACT})")
     print(f"matmul peak (float32 2048^2, best of 5): {peak:.1f} GFLOP/s")
@@ -158,6 +169,10 @@ def main():
                     gain = "" if v == "before" else f"  {sps / medians[(name, 'before')]:.2f}x before"
                     print(f"{preset:6s} {name:>26s} {v:>7s} {sps:8.2f} {flops[v]:10.3f} {sps * flops[v]:8.1f} "
                           f"{sps * flops[v] / peak:7.1%} {built[v][2][name]:9.1f}s{gain}", flush=True)
+                    record["rows"].append({"preset": preset, "step": name, "variant": v, "steps_per_s": round(sps, 2),
+                                           "gflop_per_step": round(flops[v], 4), "first_call_s": round(
+                                               built[v][2][name], 1), "rounds_steps_per_s": [round(r, 2) for r in
+                                                                                             rates[v]]})
             if joint:
                 continue
             cfg = built["after"][0]
@@ -169,6 +184,12 @@ def main():
             print(f"{preset:6s} training ({cfg['critic_steps']} critic + {cfg['actor_steps']} actor steps): before "
                   f"{totals['before']:.0f} s, after {totals['after']:.0f} s (compilation and the advantage pass "
                   f"included): {totals['before'] / totals['after']:.2f}x", flush=True)
+            record["training"].append({"preset": preset, "critic_steps": cfg["critic_steps"],
+                                       "actor_steps": cfg["actor_steps"], "before_s": round(totals["before"], 1),
+                                       "after_s": round(totals["after"], 1)})
+    if args.out:
+        atomic_write_text(args.out, json.dumps(record, indent=1))
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .agents.awr import AWRAgent
+from .agents.awr import AWRAgent, AWRSweep
 from .agents.cfgrl import CFGRLAgent
 from .checkpoint import (CheckpointError, atomic_write_text, load_module, module_record, read_checkpoint,
                          save_checkpoint)
@@ -42,7 +42,7 @@ from .envs import parse_task
 from .evaluate import evaluate
 from .networks import default_device, default_threads, torch_threads
 from .provenance import provenance
-from .run import choose_on_validation, episode_seeds, resolve_config
+from .run import choose_on_validation, episode_seeds, resolve_config, trained_actors, write_back
 
 #: actor name -> (agent class key, overrides of the preset's agent config)
 ACTORS = {
@@ -136,6 +136,13 @@ class AveragedCritic:
         return torch.stack([c.advantage(obs, actions) for c in self.critics]).mean(0)
 
 
+@torch.no_grad()
+def dataset_advantage(critic, observations, actions, chunk: int = 65536) -> torch.Tensor:
+    """A(s, a) of a (frozen, possibly averaged) critic on every transition, in chunks of ``chunk`` rows."""
+    return torch.cat([critic.advantage(observations[i:i + chunk], actions[i:i + chunk])
+                      for i in range(0, len(observations), chunk)])
+
+
 def extract(task: str, critic_path, seed: int = 0, steps: int = 25_000, preset: str = "book", names=None,
             out="runs/extraction", data_root=None, device=None, threads: int | None = None,
             progress: bool = True, w_values=W_VALUES, eval_max_steps: int | None = None,
@@ -152,7 +159,7 @@ def extract(task: str, critic_path, seed: int = 0, steps: int = 25_000, preset: 
 def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, device, progress, w_values,
              eval_max_steps, episodes):
     domain, task_name = parse_task(task)
-    cfg = resolve_config({"preset": preset})
+    cfg = resolve_config(preset if isinstance(preset, dict) else {"preset": preset})
     n_episodes = {"val": cfg["val_episodes"], "test": cfg["test_episodes"], **(episodes or {})}
     if any(not isinstance(v, int) or v < 1 for v in n_episodes.values()):
         raise ValueError(f"episode counts must be integers >= 1, got {n_episodes}")
@@ -176,7 +183,8 @@ def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, dev
     generator = torch.Generator(device=device).manual_seed(seed)
     actors = build_actors(cfg, obs_dim, D["actions"].shape[1], device, generator, names)
     state = {"step": 0, "wall_s": 0.0, "log": []}
-    identity = json.dumps({"task": task, "seed": seed, "critic": [str(p) for p in critic_paths], "batch_size": cfg["batch_size"],
+    identity = json.dumps({"task": task, "seed": seed, "critic": [str(p) for p in critic_paths],
+                           "batch_size": cfg["batch_size"], "batched": cfg["batched"],
                            "actors": {k: a.config for k, a in actors.items()}}, sort_keys=True)
     ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
@@ -191,7 +199,12 @@ def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, dev
     if state["step"] > steps:
         raise ValueError(f"{run_dir} is already trained to {state['step']} steps, more than --steps {steps}")
 
+    trained = trained_actors(cfg, actors)   # with ``batched``, the Gaussians step as one AWRSweep
+    # with ``batched``, the frozen critic's advantages once for the dataset (same values, other float rounding)
+    frozen = dataset_advantage(critic, D["observations"], D["actions"]) if cfg["batched"] else None
+
     def save():
+        write_back(trained)
         save_checkpoint(ckpt_path, "run", config=identity, state=state, generator=generator.get_state(),
                         agents={k: module_record(a) for k, a in actors.items()},
                         optimizers={k: a.optimizer.state_dict() for k, a in actors.items()})
@@ -202,8 +215,12 @@ def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, dev
     for step in bar:
         idx = torch.randint(0, n, (cfg["batch_size"],), generator=generator, device=device)
         batch = {k: v[idx] for k, v in D.items()}
-        advantage = critic.advantage(batch["observations"], batch["actions"])
-        metrics = {name: actor.update(batch, advantage)["loss"] for name, actor in actors.items()}
+        advantage = frozen[idx] if frozen is not None else critic.advantage(batch["observations"], batch["actions"])
+        metrics = {}
+        for name, actor in trained.items():
+            out = actor.update(batch, advantage)
+            metrics.update({k.removesuffix("_loss"): v for k, v in out.items() if k.endswith("_loss")}
+                           if isinstance(actor, AWRSweep) else {name: out["loss"]})
         state["step"] = step + 1
         if state["step"] % cfg["log_every"] == 0:
             state["log"].append({"step": state["step"], **{k: round(float(v), 5) for k, v in metrics.items()}})
@@ -212,6 +229,7 @@ def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, dev
             save()
 
     # ---- evaluation: validation chooses w per (actor, evaluation); test is reported
+    write_back(trained)
     t0 = time.time()
     rows = evaluation_settings(actors, w_values)
     returns = {}
@@ -239,7 +257,7 @@ def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, dev
                "episodes": n_episodes, "mean_of_k": MEAN_OF,
                "eval_max_steps": eval_max_steps,
                "train_wall_s": round(state["wall_s"], 1), "eval_wall_s": round(time.time() - t0, 1),
-               "compile": cfg["compile"], "threads": torch.get_num_threads(), "device": str(device),
+               "compile": cfg["compile"], "batched": cfg["batched"], "threads": torch.get_num_threads(), "device": str(device),
                "provenance": started_with,
                "summary": summary, "returns": table, "log": state["log"]}
     atomic_write_text(run_dir / f"extraction_{steps}.json", json.dumps(results, indent=1))

@@ -159,3 +159,22 @@ def test_decision_rule_and_publishing(tmp_path):
     assert [p.name for p in written] == ["convergence_expectile0.9_seed0.json",
                                          "extraction_expectile0.9_critic_100000_seed0_25000.json"]
     assert json.loads(written[1].read_text()) == {"steps": 25000}
+
+
+def test_batched_extraction_continues_a_budget_like_one_straight_run(tmp_path):
+    """With ``batched`` the Gaussians step as one AWRSweep on advantages computed once: continuing 6 -> 12 steps
+    (written back into the agents, saved, rebuilt) gives the results of one run straight to 12 steps."""
+    from cfgrl_core.critic_convergence import converge
+    from cfgrl_core.extraction import extract
+
+    data = tmp_path / "data"
+    converge("cheetah-run", 0, 20, 20, 0.9, "smoke", tmp_path / "c", data, "cpu", 1, progress=False)
+    critic = tmp_path / "c" / "cheetah-run" / "expectile0.9" / "seed0" / "critic_20.pt"
+    preset = {"preset": "smoke", "batched": True}
+    names = ["gauss_bc", "gauss_binary", "awr_T3", "flow_binary"]
+    kw = dict(progress=False, w_values=(0.0, 1.0), eval_max_steps=5)
+    straight = extract("cheetah-run", critic, 0, 12, preset, names, tmp_path / "s", data, "cpu", 1, **kw)
+    extract("cheetah-run", critic, 0, 6, preset, names, tmp_path / "r", data, "cpu", 1, **kw)
+    continued = extract("cheetah-run", critic, 0, 12, preset, names, tmp_path / "r", data, "cpu", 1, **kw)
+    assert continued["batched"] is True and continued["returns"] == straight["returns"]
+    assert continued["log"] == straight["log"]
