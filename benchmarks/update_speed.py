@@ -16,8 +16,9 @@ Two variants of each preset, measured side by side in this process (alternating 
   * ``after``: the preset as the runner runs it (``compile``, ``batched``: twin Q heads and the AWR sweep as batched
     networks, the frozen critic's advantages computed once for the dataset and indexed per batch).
 
-It then prints the preset's whole training time predicted from those rates (critic_steps / critic rate +
-actor_steps / actors rate, plus compilation and the one-off advantage pass for ``after``). FLOPs per step are counted
+It then prints the preset's training time predicted from those rates (critic_steps / critic rate + actor_steps /
+actors rate: the preset's training steps), and for ``after`` that time plus compilation and the one-off advantage
+pass. FLOPs per step are counted
 by ``torch.utils.flop_counter.FlopCounterMode`` (matrix multiplies, forward and backward); the peak is the best of a
 few float32 2048 x 2048 matmuls on the same threads, measured in the same run. No ratio against another
 implementation is printed: such a ratio needs both measured side by side (see the README).
@@ -153,6 +154,9 @@ def main():
     print(f"{'preset':6s} {'step':>26s} {'variant':>7s} {'steps/s':>8s} {'GFLOP/step':>10s} {'GFLOP/s':>8s} "
           f"{'of peak':>7s} {'first call':>10s}")
     for preset in args.presets:
+        if not args.warm_cache:   # each preset compiles from scratch, not from the graphs of the one before
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-cold-")
+            torch._dynamo.reset()
         for joint in ((False, True) if args.joint else (False,)):
             built = {v: build(preset, v, device, joint) for v in ("before", "after")}
             # FLOPs are counted on eager twins: a compiled function run once under FlopCounterMode stays slower after
@@ -176,16 +180,19 @@ def main():
             if joint:
                 continue
             cfg = built["after"][0]
-            totals = {}
+            steps_s, totals = {}, {}
             for v in ("before", "after"):
                 (critic_name, actors_name), (_, _, first, one_off) = list(built[v][1]), built[v]
-                totals[v] = (cfg["critic_steps"] / medians[(critic_name, v)] + cfg["actor_steps"]
-                             / medians[(actors_name, v)] + (sum(first.values()) + one_off if v == "after" else 0))
-            print(f"{preset:6s} training ({cfg['critic_steps']} critic + {cfg['actor_steps']} actor steps): before "
-                  f"{totals['before']:.0f} s, after {totals['after']:.0f} s (compilation and the advantage pass "
-                  f"included): {totals['before'] / totals['after']:.2f}x", flush=True)
+                steps_s[v] = (cfg["critic_steps"] / medians[(critic_name, v)]
+                              + cfg["actor_steps"] / medians[(actors_name, v)])
+                totals[v] = steps_s[v] + (sum(first.values()) + one_off if v == "after" else 0)
+            print(f"{preset:6s} training ({cfg['critic_steps']} critic + {cfg['actor_steps']} actor steps): the steps "
+                  f"{steps_s['before']:.0f} s -> {steps_s['after']:.0f} s ({steps_s['before'] / steps_s['after']:.2f}x); "
+                  f"with compilation and the advantage pass {totals['after']:.0f} s "
+                  f"({totals['before'] / totals['after']:.2f}x)", flush=True)
             record["training"].append({"preset": preset, "critic_steps": cfg["critic_steps"],
                                        "actor_steps": cfg["actor_steps"], "before_s": round(totals["before"], 1),
+                                       "after_steps_s": round(steps_s["after"], 1),
                                        "after_s": round(totals["after"], 1)})
     if args.out:
         atomic_write_text(args.out, json.dumps(record, indent=1))
