@@ -27,10 +27,11 @@ WORK = """
 import sys, time, torch
 preset, threads = sys.argv[1], int(sys.argv[2])
 torch.set_num_threads(threads)
-from cfgrl_core.run import actors_step, build_agents, resolve_config
+from cfgrl_core.run import actors_step, build_agents, resolve_config, trained_actors
 cfg = resolve_config(preset)
 torch.manual_seed(0)
 critic, actors = build_agents(cfg, 24, 6, "cpu", torch.Generator().manual_seed(0))
+actors = trained_actors(cfg, actors)
 n = cfg["batch_size"]
 b = {"observations": torch.randn(n, 24), "actions": torch.rand(n, 6) * 2 - 1, "rewards": torch.rand(n),
      "next_observations": torch.randn(n, 24), "masks": torch.ones(n)}
