@@ -88,11 +88,13 @@ def read_checkpoint(path: str | os.PathLike, kinds: tuple[str, ...] | str | None
 def _module_classes() -> dict:
     from .agents.awr import AWRAgent
     from .agents.cfgrl import CFGRLAgent
+    from .agents.gcbc import GCBCAgent
+    from .agents.goal_cfgrl import GoalCFGRLAgent
     from .agents.iql import IQLAgent
     from .policy import FlowPolicy
     from .td3 import Actor
 
-    return {cls.KIND: cls for cls in (FlowPolicy, IQLAgent, CFGRLAgent, AWRAgent, Actor)}
+    return {cls.KIND: cls for cls in (FlowPolicy, IQLAgent, CFGRLAgent, AWRAgent, Actor, GoalCFGRLAgent, GCBCAgent)}
 
 
 def module_record(module: torch.nn.Module) -> dict:

@@ -25,7 +25,8 @@ from .agents.gcbc import CONFIG as GCBC_CONFIG
 from .agents.gcbc import GCBCAgent
 from .agents.goal_cfgrl import CONFIG as FLOW_CONFIG
 from .agents.goal_cfgrl import GoalCFGRLAgent
-from .checkpoint import CheckpointError, atomic_write_text, module_record, read_checkpoint, save_checkpoint
+from .checkpoint import (ASSETS, CheckpointError, atomic_write_text, build_module, module_record,
+                         read_checkpoint, save_checkpoint)
 from .networks import default_device, default_threads, torch_threads
 from .pointmaze import (EVAL_STEPS, SIZES, TASKS, check_maze, ensure_goal_dataset, evaluate_goals,
                         hindsight_goals, load_goal_dataset)
@@ -177,6 +178,41 @@ def _run(maze, seed, config, out, data_root, device, progress) -> dict:
     results["eval_wall_s"] = round(time.time() - t0, 1)
     atomic_write_text(run_dir / "results.json", json.dumps(results, indent=1))
     return results
+
+
+def goal_asset(maze: str, seed: int = 0) -> Path:
+    """The shipped networks of the goal runner's ``book`` configuration (see :func:`export_goal_trained`)."""
+    return ASSETS / "trained" / f"pointmaze-{maze}_seed{seed}.pt"
+
+
+def export_goal_trained(run_checkpoint, out) -> Path:
+    """Write a finished goal run's two agents (no optimiser or generator state) to ``out``, atomically."""
+    ckpt = read_checkpoint(run_checkpoint, "run")
+    cfg = json.loads(ckpt["config"])
+    if ckpt["state"]["step"] < cfg["steps"]:
+        raise CheckpointError(f"{run_checkpoint} is from an unfinished run ({ckpt['state']['step']} of "
+                              f"{cfg['steps']} steps)")
+    return save_checkpoint(out, "trained", config=ckpt["config"], agents=ckpt["agents"])
+
+
+def load_goal_trained(path, device=None) -> dict:
+    """``{"maze", "seed", "config", "flow", "gcbc"}`` from :func:`export_goal_trained`'s file or a goal run's
+    checkpoint, in eval mode."""
+    payload = read_checkpoint(path, ("trained", "run"))
+    agents = {name: build_module(rec, device, where=f"checkpoint {path}").eval().requires_grad_(False)
+              for name, rec in payload["agents"].items()}
+    cfg = json.loads(payload["config"])
+    return {"maze": cfg["maze"], "seed": cfg["seed"], "config": cfg, **agents}
+
+
+def load_goal_results(root) -> dict:
+    """``{maze: [results of each seed]}`` from ``<root>/<maze>/seed<k>.json`` or ``<root>/<maze>/seed<k>/results.json``."""
+    out = {}
+    for maze_dir in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        files = sorted(maze_dir.glob("seed*.json")) + sorted(maze_dir.glob("seed*/results.json"))
+        if files:
+            out[maze_dir.name] = [json.loads(f.read_text()) for f in files]
+    return out
 
 
 def main(argv=None):

@@ -265,6 +265,28 @@ def evaluate_goals(act, maze: str, settings: int, seeds: list[int], tasks=TASKS,
     return success.reshape(settings, len(tasks), len(seeds))
 
 
+def rollout_paths(act, maze: str, seed: int, tasks=TASKS, max_steps: int = EVAL_STEPS) -> list[dict]:
+    """One evaluation episode per task with ``act(obs, goals)`` (tensors (1, 2) each): the point's path (T + 1, 2), the
+    goal and whether it was reached, for drawing."""
+    out = []
+    for k in tasks:
+        env = make_env(maze)
+        ob, info = seeded_reset(env, seed, {"task_id": k})
+        goal, path, success = np.asarray(info["goal"], np.float32), [ob], False
+        for t in range(max_steps):
+            a = act(torch.as_tensor(ob, dtype=torch.float32)[None], torch.as_tensor(goal)[None])
+            with numpy_seed(seed * 7919 + t):
+                ob, _, terminated, truncated, info = env.step(np.asarray(a[0].detach().cpu(), np.float64))
+            path.append(ob)
+            if info["success"]:
+                success = True
+            if success or terminated or truncated:
+                break
+        env.close()
+        out.append({"task": k, "path": np.asarray(path), "goal": goal, "success": success})
+    return out
+
+
 def maze_walls(maze: str) -> list[tuple[float, float, float, float]]:
     """The wall cells as (x, y, width, height) rectangles in the environment's coordinates, for drawing."""
     base = make_env(maze).unwrapped

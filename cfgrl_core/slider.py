@@ -247,37 +247,46 @@ def guidance_widget(view: GuidanceView, frames=None, w: float = 1.0, w_max: floa
 
 
 def static_player_html(view: GuidanceView, state_index: int, w_grid, *, frame=None, caption: str = "") -> str:
-    """The view precomputed at every w of ``w_grid`` for one state, as self-contained HTML: an
-    ``<input type=range>`` that swaps base64-embedded PNGs. Needs no kernel, no network and no external script."""
+    """The view precomputed at every w of ``w_grid`` for one state, as self-contained HTML (:func:`image_player_html`)."""
     w_grid = [float(w) for w in w_grid]
     if not w_grid:
         raise ValueError("w_grid must hold at least one value")
     images, labels = [], []
     for w in w_grid:
         s = view.draw(state_index, w)
-        images.append("data:image/png;base64," + base64.b64encode(view.png()).decode())
+        images.append(view.png())
         labels.append(f"w = {w:g} · mean Q {s['mean_q']:.2f} (flow BC {s['bc_mean_q']:.2f}) · "
                       f"spread {s['spread']:.3f}")
-    uid = "cfgrl-player-" + hashlib.sha1("".join(images).encode()).hexdigest()[:10]
     start = min(range(len(w_grid)), key=lambda i: abs(w_grid[i] - 1.0))
+    side = None if frame is None else (frame if isinstance(frame, bytes) else frame_png(frame))
+    return image_player_html(images, labels, start=start, caption=caption, side_png=side)
+
+
+def image_player_html(images: list[bytes], labels: list[str], *, start: int = 0, caption: str = "",
+                      side_png: bytes | None = None, what: str = "guidance weight w") -> str:
+    """Precomputed PNG figures behind an ``<input type=range>`` that swaps them, as self-contained HTML (the images
+    base64-embedded): a slider that needs no kernel, no network and no external script."""
+    if not images or len(images) != len(labels):
+        raise ValueError(f"need one label per image and at least one image, got {len(images)} and {len(labels)}")
+    urls = ["data:image/png;base64," + base64.b64encode(png).decode() for png in images]
+    uid = "cfgrl-player-" + hashlib.sha1("".join(urls).encode()).hexdigest()[:10]
     side = ""
-    if frame is not None:
-        png = frame if isinstance(frame, bytes) else frame_png(frame)
+    if side_png is not None:
         side = (f'<img alt="the state" style="width:200px;margin-left:12px;border-radius:4px" '
-                f'src="data:image/png;base64,{base64.b64encode(png).decode()}">')
+                f'src="data:image/png;base64,{base64.b64encode(side_png).decode()}">')
     return f"""
 <div class="cfgrl-player" id="{uid}" style="font-family:sans-serif;max-width:100%">
   <div style="display:flex;align-items:center;gap:10px;flex-wrap:wrap">
-    <label for="{uid}-range"><b>guidance weight w</b></label>
-    <input id="{uid}-range" type="range" min="0" max="{len(w_grid) - 1}" step="1" value="{start}"
-           style="width:320px" aria-label="guidance weight w">
+    <label for="{uid}-range"><b>{html.escape(what)}</b></label>
+    <input id="{uid}-range" type="range" min="0" max="{len(urls) - 1}" step="1" value="{start}"
+           style="width:320px" aria-label="{html.escape(what)}">
     <span id="{uid}-label" style="font-size:0.9em">{html.escape(labels[start])}</span>{side}
   </div>
-  <img id="{uid}-img" alt="samples of the guided policy" style="max-width:100%" src="{images[start]}">
+  <img id="{uid}-img" alt="figure at the chosen value" style="max-width:100%" src="{urls[start]}">
   <div style="font-size:0.85em;color:#555">{html.escape(caption)}</div>
   <script>
   (function() {{
-    var images = {json.dumps(images)}, labels = {json.dumps(labels)};
+    var images = {json.dumps(urls)}, labels = {json.dumps(labels)};
     var range = document.getElementById("{uid}-range"), img = document.getElementById("{uid}-img"),
         label = document.getElementById("{uid}-label");
     function show() {{ img.src = images[range.value]; label.textContent = labels[range.value]; }}
