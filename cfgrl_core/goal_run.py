@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .agents import merge_config
+from .agents import resolve_preset
 from .agents.gcbc import CONFIG as GCBC_CONFIG
 from .agents.gcbc import GCBCAgent
 from .agents.goal_cfgrl import CONFIG as FLOW_CONFIG
@@ -50,23 +50,9 @@ PRESETS = {
 
 def resolve_config(config) -> dict:
     """A preset's name, or a dict of overrides of a preset (``"preset"``, default smoke); unknown keys refused."""
-    if isinstance(config, str):
-        if config not in PRESETS:
-            raise ValueError(f"unknown config {config!r}; known: {sorted(PRESETS)}")
-        config = {"preset": config}
-    config = dict(config)
-    preset = config.pop("preset", "smoke")
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
-    base = PRESETS[preset]
-    agent_overrides = {k: config.pop(k) for k in AGENT_CONFIGS if k in config}
-    cfg = merge_config(base, config, "goal runner")
-    for name, defaults in AGENT_CONFIGS.items():
-        cfg[name] = merge_config(defaults, {**base[name], **(agent_overrides.get(name) or {})}, name)
-    for key in ("batch_size", "steps", "checkpoint_every", "log_every", "val_episodes", "test_episodes",
-                "eval_max_steps"):
-        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ValueError(f"config value {key} must be an integer >= 1, got {cfg[key]!r}")
+    cfg = resolve_preset(config, PRESETS, AGENT_CONFIGS, "goal runner",
+                         ("batch_size", "steps", "checkpoint_every", "log_every", "val_episodes", "test_episodes",
+                          "eval_max_steps"))
     if not cfg["w_values"] or any((not np.isfinite(w)) or w < 0 for w in cfg["w_values"]):
         raise ValueError(f"config value w_values must be finite and >= 0, got {cfg['w_values']!r}")
     if cfg["dataset"] not in SIZES:

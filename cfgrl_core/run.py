@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .agents import merge_config
+from .agents import resolve_preset
 from .agents.awr import CONFIG as AWR_CONFIG
 from .agents.awr import AWRAgent, AWRSweep
 from .agents.cfgrl import CONFIG as CFGRL_CONFIG
@@ -84,23 +84,9 @@ BOOK_RESULTS = ASSETS / "results" / "book"   # the committed results of the book
 def resolve_config(config) -> dict:
     """A full runner config: a preset's name, or a dict of overrides of a preset (``"preset"``, default smoke).
     Agent keys (``critic``, ``cfgrl``, ``awr``) are merged into the agents' own configs; unknown keys are refused."""
-    if isinstance(config, str):
-        if config not in PRESETS:
-            raise ValueError(f"unknown config {config!r}; known: {sorted(PRESETS)}")
-        config = {"preset": config}
-    config = dict(config)
-    preset = config.pop("preset", "smoke")
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
-    base = PRESETS[preset]
-    agent_overrides = {k: config.pop(k) for k in AGENT_CONFIGS if k in config}
-    cfg = merge_config(base, config, "runner")
-    for name, defaults in AGENT_CONFIGS.items():
-        cfg[name] = merge_config(defaults, {**base[name], **(agent_overrides.get(name) or {})}, name)
-    for key in ("batch_size", "critic_steps", "actor_steps", "checkpoint_every", "log_every", "val_episodes",
-                "test_episodes"):
-        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ValueError(f"config value {key} must be an integer >= 1, got {cfg[key]!r}")
+    cfg = resolve_preset(config, PRESETS, AGENT_CONFIGS, "runner",
+                         ("batch_size", "critic_steps", "actor_steps", "checkpoint_every", "log_every", "val_episodes",
+                          "test_episodes"))
     for key in ("compile", "batched"):
         if not isinstance(cfg[key], bool):
             raise ValueError(f"config value {key} must be true or false, got {cfg[key]!r}")

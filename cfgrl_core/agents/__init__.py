@@ -25,6 +25,29 @@ def merge_config(defaults: dict, overrides: dict | None, what: str) -> dict:
     return {**defaults, **overrides}
 
 
+def resolve_preset(config, presets: dict, agent_configs: dict, what: str, positive_ints=()) -> dict:
+    """A runner's full config: a preset's name, or a dict of overrides of a preset (``"preset"``, default smoke).
+    Keys named in ``agent_configs`` are merged into those agents' own configs (the preset's, then the overrides);
+    unknown keys are refused, and every key of ``positive_ints`` must be an integer >= 1."""
+    if isinstance(config, str):
+        if config not in presets:
+            raise ValueError(f"unknown config {config!r}; known: {sorted(presets)}")
+        config = {"preset": config}
+    config = dict(config)
+    preset = config.pop("preset", "smoke")
+    if preset not in presets:
+        raise ValueError(f"unknown preset {preset!r}; known: {sorted(presets)}")
+    base = presets[preset]
+    agent_overrides = {k: config.pop(k) for k in agent_configs if k in config}
+    cfg = merge_config(base, config, what)
+    for name, defaults in agent_configs.items():
+        cfg[name] = merge_config(defaults, {**base[name], **(agent_overrides.get(name) or {})}, name)
+    for key in positive_ints:
+        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise ValueError(f"config value {key} must be an integer >= 1, got {cfg[key]!r}")
+    return cfg
+
+
 class Agent(nn.Module):
     """What every agent shares: its sizes and full config (its *spec*, from which a checkpoint rebuilds it) and one
     optimiser step. Subclasses build their networks and ``self.optimizer``."""
