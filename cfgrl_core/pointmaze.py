@@ -293,3 +293,21 @@ def maze_walls(maze: str) -> list[tuple[float, float, float, float]]:
     unit, m = base._maze_unit, base.maze_map
     return [(j * unit - base._offset_x - unit / 2, i * unit - base._offset_y - unit / 2, unit, unit)
             for i in range(m.shape[0]) for j in range(m.shape[1]) if m[i, j] == 1]
+
+
+def shortest_path_cells(maze: str, task: int) -> int:
+    """Length, in maze cells, of the shortest path between evaluation task ``task``'s start and goal cells (the
+    breadth-first search OGBench's oracle walks): how long a horizon the task asks for."""
+    base = make_env(maze).unwrapped
+    m, info = base.maze_map, base.task_infos[task - 1]
+    start, goal = tuple(info["init_ij"]), tuple(info["goal_ij"])
+    distance, frontier = {start: 0}, [start]
+    while frontier:
+        nxt = []
+        for i, j in frontier:
+            for cell in ((i + 1, j), (i - 1, j), (i, j + 1), (i, j - 1)):
+                if m[cell] == 0 and cell not in distance:
+                    distance[cell] = distance[(i, j)] + 1
+                    nxt.append(cell)
+        frontier = nxt
+    return distance[goal]

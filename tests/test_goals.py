@@ -87,6 +87,18 @@ def test_hindsight_goals_lie_in_the_same_episodes_future():
     assert torch.allclose(counts, torch.full((4,), 0.25), atol=0.02), counts     # uniform over (0, 4]
 
 
+def test_task_path_lengths_are_shortest_grid_paths():
+    env = pm.make_env("medium").unwrapped
+    for task, info in enumerate(env.task_infos, 1):
+        (i0, j0), (i1, j1) = info["init_ij"], info["goal_ij"]
+        manhattan = abs(i1 - i0) + abs(j1 - j0)
+        length = pm.shortest_path_cells("medium", task)
+        # a grid path is never shorter than the Manhattan distance and has its parity
+        assert length >= manhattan and (length - manhattan) % 2 == 0
+    # task 3's goal is two cells away as the crow flies but behind a wall: six cells by the corridors
+    assert [pm.shortest_path_cells("medium", k) for k in pm.TASKS] == [10, 10, 6, 10, 8]
+
+
 def test_goal_agents_learn_to_move_towards_the_goal():
     """Data where the action is the unit direction to the goal: both agents learn it, and guidance (w > 1) keeps the
     flow's actions pointing at the goal."""
