@@ -311,3 +311,25 @@ def shortest_path_cells(maze: str, task: int) -> int:
                     nxt.append(cell)
         frontier = nxt
     return distance[goal]
+
+
+def main(argv=None):
+    import argparse
+
+    from .cli import user_errors
+
+    p = argparse.ArgumentParser(prog="python -m cfgrl_core.pointmaze",
+                                description="Make OGBench-layout navigate data for a pointmaze (ahead of the runs).")
+    p.add_argument("--maze", required=True, help=", ".join(MAZES))
+    p.add_argument("--size", default="book", help=f"one of {sorted(SIZES)} (episodes: {SIZES})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-root", default=None, help="default: $CFGRL_DATA, else ~/.cache/cfgrl/datasets")
+    args = p.parse_args(argv)
+    with user_errors(p):
+        check_maze(args.maze)
+        path = ensure_goal_dataset(args.maze, args.size, args.seed, args.data_root)
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

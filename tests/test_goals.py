@@ -178,3 +178,18 @@ def test_goal_run_cli_errors_are_one_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "cfgrl_core.goal_run", "--maze", "tiny", "--out", str(tmp_path)],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "unknown maze 'tiny'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_pointmaze_data_cli_makes_a_file_and_refuses_bad_input(tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "cfgrl_core.pointmaze", "--data-root", str(tmp_path)]
+    out = subprocess.run(cmd + ["--maze", "medium", "--size", "smoke"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert pm.load_goal_dataset(out.stdout.strip())["terminals"].sum() == pm.SIZES["smoke"]
+    for bad, message in ((["--maze", "tiny"], "unknown maze 'tiny'"),
+                         (["--maze", "medium", "--size", "huge"], "unknown size 'huge'")):
+        out = subprocess.run(cmd + bad, capture_output=True, text=True)
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
