@@ -92,9 +92,11 @@ def _module_classes() -> dict:
     from .agents.goal_cfgrl import GoalCFGRLAgent
     from .agents.iql import IQLAgent
     from .policy import FlowPolicy
+    from .rnd import RNDActor
     from .td3 import Actor
 
-    return {cls.KIND: cls for cls in (FlowPolicy, IQLAgent, CFGRLAgent, AWRAgent, Actor, GoalCFGRLAgent, GCBCAgent)}
+    return {cls.KIND: cls for cls in (FlowPolicy, IQLAgent, CFGRLAgent, AWRAgent, Actor, GoalCFGRLAgent, GCBCAgent,
+                                      RNDActor)}
 
 
 def module_record(module: torch.nn.Module) -> dict:

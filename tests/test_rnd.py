@@ -1,0 +1,80 @@
+"""The RND exploration agent: its intrinsic reward pays for novelty, its runs are seeded and resume exactly."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cfgrl_core.rnd import EPISODE_STEPS, RNDAgent, RNDConfig, StateFeatures, load_rnd_actor, sample_windows, \
+    train_rnd
+
+TINY = dict(domain="walker", random_steps=500, batch_size=64, hidden=32, rnd_hidden=32, rnd_out=16,
+            snapshot_every=1000, checkpoint_every=1000, lr=1e-3)
+
+
+def test_intrinsic_reward_falls_on_seen_states_and_stays_high_on_new_ones():
+    torch.manual_seed(0)
+    agent = RNDAgent(8, 2, RNDConfig(lr=1e-3), torch.Generator().manual_seed(0))
+    seen = torch.randn(512, 8) * 0.5 + 1.0
+    new = torch.randn(512, 8) * 0.5 - 1.0          # another region: about 4 running std below the seen states
+    agent.obs_stats.update(seen)
+    agent.error_stats.update(agent.prediction_error(seen).detach())
+    before = agent.intrinsic_reward(seen).mean()
+    for _ in range(400):
+        loss = agent.rnd_loss(seen[torch.randint(0, 512, (128,))])
+        agent.rnd_opt.zero_grad()
+        loss.backward()
+        agent.rnd_opt.step()
+    after_seen, after_new = agent.intrinsic_reward(seen).mean(), agent.intrinsic_reward(new).mean()
+    assert after_seen < 0.1 * before, (before, after_seen)
+    assert after_new > 10 * after_seen, (after_seen, after_new)
+
+
+def test_windows_stay_inside_one_episode():
+    size, n = 2 * EPISODE_STEPS + 10, 3
+    buf = {"obs": np.arange(size, dtype=np.float32)[:, None], "act": np.zeros((size, 1), np.float32),
+           "next_obs": np.arange(1, size + 1, dtype=np.float32)[:, None]}
+    batch = sample_windows(buf, size, n, 20_000, np.random.default_rng(0))
+    t = batch["obs"][:, 0].long()
+    assert (t % EPISODE_STEPS <= EPISODE_STEPS - n).all() and (t + n <= size).all()
+    assert torch.equal(batch["next_obs"][:, :, 0].long(), t[:, None] + 1 + torch.arange(n))
+    # every valid start is drawn: both full episodes' and the partial one's
+    assert set(t.tolist()) == {s for s in range(size) if s % EPISODE_STEPS <= EPISODE_STEPS - n and s + n <= size}
+
+
+def _weights(path):
+    return {k: v.clone() for k, v in load_rnd_actor(path)[0].state_dict().items()}
+
+
+def test_seeded_runs_repeat_and_a_continued_run_equals_a_straight_one(tmp_path):
+    torch.set_num_threads(1)
+    straight = train_rnd(RNDConfig(total_steps=3000, **TINY), tmp_path / "a", progress=False)
+    again = train_rnd(RNDConfig(total_steps=3000, **TINY), tmp_path / "b", progress=False)
+    train_rnd(RNDConfig(total_steps=2000, **TINY), tmp_path / "c", progress=False)
+    continued = train_rnd(RNDConfig(total_steps=3000, **TINY), tmp_path / "c", progress=False)
+    assert [e["step"] for e in straight] == [0, 1000, 2000, 3000]
+    assert [e["coverage_cells"] for e in straight] == [e["coverage_cells"] for e in again]
+    assert [e["coverage_cells"] for e in continued] == [e["coverage_cells"] for e in straight]
+    assert straight[-1]["coverage_cells"] > straight[1]["coverage_cells"] > 0
+    for a, b in ((tmp_path / "a", tmp_path / "b"), (tmp_path / "a", tmp_path / "c")):
+        wa, wb = _weights(a / "step_0003000.pt"), _weights(b / "step_0003000.pt")
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(v, _weights(tmp_path / "a" / "step_0000000.pt")[k])
+                   for k, v in _weights(tmp_path / "a" / "step_0003000.pt").items())
+    meta = json.loads((tmp_path / "a" / "snapshots.json").read_text())
+    assert meta["config"]["domain"] == "walker" and "commit" in json.dumps(meta["provenance"])
+    with pytest.raises(ValueError, match="already trained to 3000"):
+        train_rnd(RNDConfig(total_steps=2000, **TINY), tmp_path / "a", progress=False)
+
+
+def test_state_features_read_the_root_joints():
+    from cfgrl_core.envs import make_env
+
+    for domain in ("walker", "cheetah"):
+        env = make_env(domain, "run", 0)
+        env.reset()
+        physics = env.physics
+        f = StateFeatures(domain)(physics.get_state()[None])
+        assert np.isclose(f["height"][0], physics.named.data.qpos["rootz"][0])
+        assert np.isclose(f["velocity"][0], physics.named.data.qvel["rootx"][0])
+        assert len(StateFeatures(domain).cells(np.repeat(physics.get_state()[None], 5, 0))) == 1
