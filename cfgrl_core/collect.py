@@ -7,6 +7,12 @@ commands and returns are in each folder's ``snapshots.json``). Episode i of the 
 snapshots, acting with Gaussian noise of a scale drawn from ``noise_levels``:  a = clip(pi_k(s) + sigma eps, -1, 1).
 The result spans near-random to competent behaviour with the best episodes far above the mean.
 
+Recipe ("rnd"): the replay of a reward-free exploring agent, as ExORL's ``rnd`` datasets are. A run of
+:mod:`cfgrl_core.rnd` left actor snapshots along its training (``cfgrl_core/assets/rnd/<domain>/``). Episode i of
+``episodes`` stands for the point (i + 1/2) / episodes of that training: uniformly random actions while the agent
+was still in its random phase, else the latest snapshot at that point with the agent's own behaviour noise,
+a = clip(pi_k(s) + N(0, sigma^2), -1, 1). So the episodes follow the snapshots in training order.
+
 Layout: ``{root}/{domain}/{method}/buffer/episode_{i:06d}_{T}.npz`` with keys observation (T+1, obs),
 action (T+1, act; row 0 zeros), reward (T+1, 1; row 0 zero), discount (T+1, 1), physics (T+1, n_state).
 Each episode is written atomically (temporary file + rename), so an interrupted collection resumes where it
@@ -29,6 +35,8 @@ from .envs import DOMAIN_TASKS, check_domain_task, flat_observation, make_env
 from .provenance import provenance
 
 ASSETS = Path(__file__).resolve().parent / "assets" / "td3"
+RND_ASSETS = ASSETS.parent / "rnd"
+RECIPES = ("td3_snapshots", "rnd")
 DATA_ENV = "CFGRL_DATA"
 #: Named sizes: episodes per domain (1000 steps each).
 SIZES = {"smoke": 3, "quick": 100, "book": 200}   # "quick" is the first half of "book" (same seeds)
@@ -51,13 +59,17 @@ class CollectConfig:
 
     def __post_init__(self):
         check_domain_task(self.domain)
+        if self.method not in RECIPES:
+            raise ValueError(f"unknown data recipe {self.method!r}; known: {list(RECIPES)}")
         if isinstance(self.episodes, bool) or not isinstance(self.episodes, int) or self.episodes < 1:
             raise ValueError(f"episodes must be an integer >= 1, got {self.episodes!r}")
         if not 0.0 <= self.random_fraction <= 1.0:
             raise ValueError(f"random_fraction must lie in [0, 1], got {self.random_fraction!r}")
         self.noise_levels = tuple(float(x) for x in self.noise_levels)
         if not self.snapshot_dirs:
-            self.snapshot_dirs = sorted(str(p.relative_to(ASSETS.parent.parent)) for p in ASSETS.glob(f"{self.domain}_*")
+            pattern = f"{self.domain}_*" if self.method == "td3_snapshots" else self.domain
+            home = ASSETS if self.method == "td3_snapshots" else RND_ASSETS
+            self.snapshot_dirs = sorted(str(p.relative_to(ASSETS.parent.parent)) for p in home.glob(pattern)
                                         if (p / "snapshots.json").exists())
 
 
@@ -67,7 +79,9 @@ def _snapshot_files(cfg: CollectConfig) -> list[Path]:
     for d in cfg.snapshot_dirs:
         d = Path(d) if Path(d).is_absolute() else root / d
         if not (d / "snapshots.json").exists():
-            raise FileNotFoundError(f"snapshot folder {d} has no snapshots.json (make it with python -m cfgrl_core.td3)")
+            maker = "td3" if cfg.method == "td3_snapshots" else "rnd"
+            raise FileNotFoundError(f"snapshot folder {d} has no snapshots.json (make it with python -m "
+                                    f"cfgrl_core.{maker})")
         files += [d / s["file"] for s in json.loads((d / "snapshots.json").read_text())["snapshots"]]
     return files
 
@@ -99,11 +113,28 @@ def run_episode(domain: str, env_seed: int, act) -> dict:
             "discount": np.ones((n, 1), np.float32), "physics": np.stack(phys).astype(np.float64)}
 
 
+def _rnd_run(cfg: CollectConfig) -> dict:
+    """The one RND run of the "rnd" recipe: its folder's ``snapshots.json`` (config and snapshot log)."""
+    if len(cfg.snapshot_dirs) != 1:
+        raise FileNotFoundError(f"the rnd recipe needs exactly one RND run folder for {cfg.domain!r}, found "
+                                f"{cfg.snapshot_dirs} (make one with python -m cfgrl_core.rnd)")
+    d = Path(cfg.snapshot_dirs[0])
+    d = d if d.is_absolute() else ASSETS.parent.parent / d
+    return {"dir": d, **json.loads((d / "snapshots.json").read_text())}
+
+
 def _episode_draws(cfg: CollectConfig, snapshots: list, i: int):
     """The seeded draws that decide episode i: (rng, env seed, snapshot file or None for random actions, sigma).
     The returned rng goes on to draw the episode's action noise."""
     rng = np.random.default_rng([cfg.seed, i])
     env_seed = int(rng.integers(2**31 - 1))
+    if cfg.method == "rnd":
+        run = _rnd_run(cfg)
+        at = (i + 0.5) / cfg.episodes * run["config"]["total_steps"]    # this episode's point in training
+        if at < run["config"]["random_steps"]:
+            return rng, env_seed, None, None
+        latest = max((s for s in run["snapshots"] if s["step"] <= at), key=lambda s: s["step"])
+        return rng, env_seed, run["dir"] / latest["file"], float(run["config"]["noise"])
     if rng.random() < cfg.random_fraction:
         return rng, env_seed, None, None
     file = snapshots[int(rng.integers(len(snapshots)))]
@@ -111,16 +142,17 @@ def _episode_draws(cfg: CollectConfig, snapshots: list, i: int):
     return rng, env_seed, file, sigma
 
 
-def episode_recipes(domain: str, episodes: int, seed: int = 0) -> list[dict]:
+def episode_recipes(domain: str, episodes: int, seed: int = 0, method: str = "td3_snapshots") -> list[dict]:
     """How each episode of the default dataset of ``domain`` was made, recomputed from its seed (the same draws as
     :func:`collect`): ``{"behaviour": "random" | "<task folder>/<snapshot file>", "sigma": noise scale or None,
-    "snapshot_return": the snapshot's evaluation return or None}``, one dict per episode."""
-    cfg = CollectConfig(domain=domain, episodes=episodes, seed=seed)
+    "snapshot_return": the snapshot's evaluation return (rnd: its recent return on run) or None}``, one dict per
+    episode."""
+    cfg = CollectConfig(domain=domain, episodes=episodes, seed=seed, method=method)
     snapshots = _snapshot_files(cfg)
     returns = {}
     for d in {f.parent for f in snapshots}:
         for snap in json.loads((d / "snapshots.json").read_text())["snapshots"]:
-            returns[d / snap["file"]] = snap.get("eval_return")
+            returns[d / snap["file"]] = snap.get("eval_return", snap.get("run_return_recent"))
     out = []
     for i in range(episodes):
         _, _, file, sigma = _episode_draws(cfg, snapshots, i)
@@ -134,7 +166,7 @@ def collect(cfg: CollectConfig, root: str | os.PathLike | None = None, progress:
 
     Refuses to add to a buffer made with a different configuration (the manifest collect_config.json says which).
     """
-    from .td3 import load_actor
+    from .checkpoint import load_module
 
     root = Path(root) if root is not None else default_data_root()
     out = root / cfg.domain / cfg.method
@@ -152,7 +184,8 @@ def collect(cfg: CollectConfig, root: str | os.PathLike | None = None, progress:
 
     snapshots = _snapshot_files(cfg)
     if not snapshots and cfg.random_fraction < 1.0:
-        raise FileNotFoundError(f"no TD3 snapshots for domain {cfg.domain!r} under {ASSETS}")
+        raise FileNotFoundError(f"no {cfg.method} snapshots for domain {cfg.domain!r} under "
+                                f"{ASSETS if cfg.method == 'td3_snapshots' else RND_ASSETS}")
     actors: dict = {}
     act_dim = make_env(cfg.domain, COLLECT_TASK, 0).action_spec().shape[0]
     done = {p.name.split("_")[1] for p in buffer.glob("episode_*.npz")}
@@ -164,7 +197,7 @@ def collect(cfg: CollectConfig, root: str | os.PathLike | None = None, progress:
             act = lambda obs, rng=rng: rng.uniform(-1, 1, act_dim)  # noqa: E731
         else:
             if file not in actors:
-                actors[file] = load_actor(file)[0]
+                actors[file] = load_module(file, ("td3_actor", "rnd_actor")[cfg.method == "rnd"], "cpu")
             actor = actors[file]
 
             def act(obs, actor=actor, sigma=sigma, rng=rng):
@@ -176,12 +209,14 @@ def collect(cfg: CollectConfig, root: str | os.PathLike | None = None, progress:
     return out
 
 
-def ensure_dataset(domain: str, episodes: int | str = "book", root=None, seed: int = 0, progress: bool = True) -> Path:
-    """The dataset root holding at least ``episodes`` (a number or a name in SIZES) episodes of ``domain``,
-    collecting only the missing ones. Returns the root to pass to :func:`cfgrl_core.dataset.load_dataset`."""
+def ensure_dataset(domain: str, episodes: int | str = "book", root=None, seed: int = 0, progress: bool = True,
+                   method: str = "td3_snapshots") -> Path:
+    """The dataset root holding at least ``episodes`` (a number or a name in SIZES) episodes of ``domain`` made by
+    recipe ``method``, collecting only the missing ones. Returns the root to pass to
+    :func:`cfgrl_core.dataset.load_dataset`."""
     n = SIZES[episodes] if isinstance(episodes, str) else episodes
     root = Path(root) if root is not None else default_data_root()
-    collect(CollectConfig(domain=domain, episodes=n, seed=seed), root, progress=progress)
+    collect(CollectConfig(domain=domain, episodes=n, seed=seed, method=method), root, progress=progress)
     return root
 
 
@@ -195,12 +230,14 @@ def main(argv=None):
     p.add_argument("--domain", required=True, choices=sorted(DOMAIN_TASKS))
     p.add_argument("--size", default="book", choices=sorted(SIZES), help="named number of episodes")
     p.add_argument("--episodes", type=positive_int, default=None, help="overrides --size")
+    p.add_argument("--recipe", default="td3_snapshots", choices=RECIPES, help="how the episodes are made")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--root", default=None, help=f"dataset root (default: ${DATA_ENV} or ~/.cache/cfgrl/datasets)")
     args = p.parse_args(argv)
     episodes = args.episodes if args.episodes is not None else SIZES[args.size]
     with user_errors(p):
-        out = collect(CollectConfig(domain=args.domain, episodes=episodes, seed=args.seed), args.root)
+        out = collect(CollectConfig(domain=args.domain, episodes=episodes, seed=args.seed, method=args.recipe),
+                      args.root)
     print(f"dataset written to {out}")
 
 

@@ -78,3 +78,45 @@ def test_state_features_read_the_root_joints():
         assert np.isclose(f["height"][0], physics.named.data.qpos["rootz"][0])
         assert np.isclose(f["velocity"][0], physics.named.data.qvel["rootx"][0])
         assert len(StateFeatures(domain).cells(np.repeat(physics.get_state()[None], 5, 0))) == 1
+
+
+def test_rnd_recipe_replays_the_snapshots_in_training_order(tmp_path):
+    from cfgrl_core.collect import CollectConfig, _episode_draws, collect
+    from cfgrl_core.dataset import load_dataset
+    from cfgrl_core.relabel import relabel_rewards
+
+    torch.set_num_threads(1)
+    run = tmp_path / "rnd" / "walker"
+    train_rnd(RNDConfig(total_steps=3000, **TINY), run, progress=False)
+    cfg = dict(domain="walker", episodes=6, method="rnd", snapshot_dirs=[str(run)])
+    out = collect(CollectConfig(**cfg), tmp_path / "data", progress=False)
+    again = collect(CollectConfig(**cfg), tmp_path / "again", progress=False)
+    files = sorted((out / "buffer").glob("*.npz"))
+    assert len(files) == 6
+    for a, b in zip(files, sorted((again / "buffer").glob("*.npz"))):
+        with np.load(a, allow_pickle=False) as x, np.load(b, allow_pickle=False) as y:
+            assert all(np.array_equal(x[k], y[k]) for k in x.files)
+    # episode i stands for training step (i + 1/2) / 6 * 3000: 250 (random phase, < 500), 750, 1250, 1750,
+    # 2250, 2750, each played by the latest snapshot at that step
+    drawn = [_episode_draws(CollectConfig(**cfg), [], i) for i in range(6)]
+    assert drawn[0][2] is None
+    assert [d[2].name for d in drawn[1:]] == ["step_0000000.pt", "step_0001000.pt", "step_0001000.pt",
+                                             "step_0002000.pt", "step_0002000.pt"]
+    assert all(d[3] == 0.2 for d in drawn[1:])
+    with np.load(files[3], allow_pickle=False) as ep:
+        assert np.abs(ep["action"]).max() <= 1.0
+        live = ep["reward"][1:, 0]
+        np.testing.assert_allclose(relabel_rewards("walker", "run", ep["physics"])[1:, 0], live, rtol=1e-5,
+                                   atol=1e-6)
+    data = load_dataset(tmp_path / "data", "walker", "rnd", "walk", progress=False)
+    assert len(data["observations"]) == 6 * EPISODE_STEPS
+
+
+def test_unknown_recipe_and_missing_rnd_run_are_named(tmp_path):
+    from cfgrl_core.collect import CollectConfig, collect
+
+    with pytest.raises(ValueError, match="unknown data recipe 'bogus'"):
+        CollectConfig(domain="walker", method="bogus")
+    with pytest.raises(FileNotFoundError, match="rnd"):
+        collect(CollectConfig(domain="walker", episodes=1, method="rnd", snapshot_dirs=[str(tmp_path / "none")]),
+                tmp_path / "data", progress=False)
