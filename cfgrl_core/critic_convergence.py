@@ -107,9 +107,9 @@ def _converge(task, seed, steps, every, expectile, preset, out, data_root, devic
     device = default_device(device)
     run_dir = Path(out) / task / f"expectile{expectile:g}" / f"seed{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    root = ensure_dataset(domain, cfg["dataset"], data_root, progress=progress)
+    root = ensure_dataset(domain, cfg["dataset"], data_root, progress=progress, method=cfg["data"])
     episodes = SIZES[cfg["dataset"]]
-    data = load_dataset(root, domain, "td3_snapshots", task_name, episodes=episodes, progress=progress)
+    data = load_dataset(root, domain, cfg["data"], task_name, episodes=episodes, progress=progress)
     D = {k: torch.as_tensor(data[k], device=device) for k in
          ("observations", "actions", "rewards", "next_observations", "masks")}
     n = len(data["rewards"])
@@ -198,9 +198,9 @@ def label_stability(task: str, run_dir, window: int = 4, preset: str = "book", d
         files = sorted(run_dir.glob("critic_*.pt"), key=lambda f: int(f.stem.removeprefix("critic_")))
         if not files:
             raise FileNotFoundError(f"{run_dir} holds no critic_<step>.pt files; run converge first")
-        root = ensure_dataset(domain, cfg["dataset"], data_root, progress=progress)
+        root = ensure_dataset(domain, cfg["dataset"], data_root, progress=progress, method=cfg["data"])
         episodes = SIZES[cfg["dataset"]]
-        data = load_dataset(root, domain, "td3_snapshots", task_name, episodes=episodes, progress=progress)
+        data = load_dataset(root, domain, cfg["data"], task_name, episodes=episodes, progress=progress)
         ids, episode_return = data["episode_ids"], episode_returns(data)
         groups = behaviour_groups(episode_return, np.array([r["sigma"] is None for r in episode_recipes(domain, episodes)]))
         counts = np.bincount(ids)

@@ -171,8 +171,8 @@ def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, dev
     label = "+".join(p.stem.removeprefix("critic_") for p in critic_paths)
     run_dir = Path(out) / task / f"{critic_path.parent.parent.name}_critic_{label}" / f"seed{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    root = ensure_dataset(domain, cfg["dataset"], data_root, progress=progress)
-    data = load_dataset(root, domain, "td3_snapshots", task_name, episodes=SIZES[cfg["dataset"]], progress=progress)
+    root = ensure_dataset(domain, cfg["dataset"], data_root, progress=progress, method=cfg["data"])
+    data = load_dataset(root, domain, cfg["data"], task_name, episodes=SIZES[cfg["dataset"]], progress=progress)
     D = {k: torch.as_tensor(data[k], device=device) for k in ("observations", "actions")}
     n, obs_dim = D["observations"].shape
     if (obs_dim, D["actions"].shape[1]) != (critic.obs_dim, critic.action_dim):

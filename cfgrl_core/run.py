@@ -35,7 +35,7 @@ from .agents.iql import CONFIG as IQL_CONFIG
 from .agents.iql import IQLAgent
 from .checkpoint import (ASSETS, CheckpointError, atomic_write_text, module_record, read_checkpoint,
                          save_checkpoint)
-from .collect import SIZES, default_data_root, ensure_dataset
+from .collect import RECIPES, SIZES, default_data_root, ensure_dataset
 from .dataset import load_dataset
 from .envs import parse_task
 from .evaluate import evaluate, flow_policy_actor, gaussian_actors_actor
@@ -77,6 +77,10 @@ PRESETS = {
                   val_episodes=5, test_episodes=10, checkpoint_every=20_000, log_every=5_000, compile=True,
                   batched=True, critic=dict(batched_heads=True), cfgrl={}, awr={}),
 }
+# data: the dataset recipe (cfgrl_core.collect): "td3_snapshots" (every preset's default) or "rnd" (exploration data
+# like the paper's ExORL files); the dataset size is the preset's named "dataset" size.
+for _preset in PRESETS.values():
+    _preset.setdefault("data", "td3_snapshots")
 SCHEDULES = ("frozen", "joint")
 BOOK_RESULTS = ASSETS / "results" / "book"   # the committed results of the book configuration (see RESULTS.md)
 
@@ -99,6 +103,8 @@ def resolve_config(config) -> dict:
         raise ValueError(f"config value w_values must be finite and >= 0, got {cfg['w_values']!r}")
     if not cfg["temperatures"]:
         raise ValueError("config value temperatures must list at least one AWR temperature")
+    if cfg["data"] not in RECIPES:
+        raise ValueError(f"config value data must be one of {list(RECIPES)}, got {cfg['data']!r}")
     if cfg["dataset"] not in SIZES:
         raise ValueError(f"config value dataset must be one of {sorted(SIZES)}, got {cfg['dataset']!r}")
     return cfg
@@ -194,10 +200,10 @@ def _run(task, seed, config, out, data_root, device, progress, collect_missing) 
     run_dir = Path(out) / task / f"seed{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
     if collect_missing:
-        root = ensure_dataset(domain, cfg["dataset"], data_root, progress=progress)
+        root = ensure_dataset(domain, cfg["dataset"], data_root, progress=progress, method=cfg["data"])
     else:
         root = Path(data_root) if data_root is not None else default_data_root()
-    data = load_dataset(root, domain, "td3_snapshots", task_name, episodes=SIZES[cfg["dataset"]], progress=progress)
+    data = load_dataset(root, domain, cfg["data"], task_name, episodes=SIZES[cfg["dataset"]], progress=progress)
     D = {k: torch.as_tensor(data[k], device=device) for k in
          ("observations", "actions", "rewards", "next_observations", "masks")}
     n, obs_dim = D["observations"].shape
@@ -267,7 +273,8 @@ def _run(task, seed, config, out, data_root, device, progress, collect_missing) 
     all_adv = critic.on_dataset(D["observations"], D["actions"])["advantage"]
     quantiles = (0.01, 0.1, 0.5, 0.9, 0.99)
     results = {"task": task, "seed": seed, "config": cfg, "provenance": started_with,
-               "dataset": {"root": str(root), "transitions": n, "episodes": SIZES[cfg["dataset"]]},
+               "dataset": {"root": str(root), "recipe": cfg["data"], "transitions": n,
+                           "episodes": SIZES[cfg["dataset"]]},
                "positive_fraction": float(optimality_labels(all_adv).float().mean()),
                "advantage_quantiles": {f"{q:g}": float(v) for q, v in zip(quantiles, torch.quantile(
                    all_adv[:: max(1, n // 100_000)].float(), torch.tensor(quantiles, device=all_adv.device)).tolist())},
@@ -306,6 +313,8 @@ def main(argv=None):
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:<index> (default: CUDA when present)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="torch threads (default: $CFGRL_THREADS, else 1; 2 is faster on an otherwise idle 2-core machine)")
+    p.add_argument("--data", default=None, choices=RECIPES,
+                   help="dataset recipe (default: the preset's, td3_snapshots); use another --out per recipe")
     p.add_argument("--no-collect", action="store_true", help="fail if the dataset is missing instead of making it")
     args = p.parse_args(argv)
     with user_errors(p):
@@ -313,7 +322,8 @@ def main(argv=None):
         default_device(args.device)
         threads = default_threads(args.threads)
         for seed in args.seeds:
-            r = run(args.task, seed, args.config, args.out, args.data_root, args.device,
+            config = args.config if args.data is None else {"preset": args.config, "data": args.data}
+            r = run(args.task, seed, config, args.out, args.data_root, args.device,
                     collect_missing=not args.no_collect, threads=threads)
             print(json.dumps(r["headline"]))
 

@@ -120,3 +120,12 @@ def test_unknown_recipe_and_missing_rnd_run_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="rnd"):
         collect(CollectConfig(domain="walker", episodes=1, method="rnd", snapshot_dirs=[str(tmp_path / "none")]),
                 tmp_path / "data", progress=False)
+
+
+def test_the_runner_takes_either_recipe_and_refuses_others():
+    from cfgrl_core.run import resolve_config
+
+    assert resolve_config("book")["data"] == "td3_snapshots"
+    assert resolve_config({"preset": "smoke", "data": "rnd"})["data"] == "rnd"
+    with pytest.raises(ValueError, match="config value data must be one of"):
+        resolve_config({"preset": "smoke", "data": "expert"})
