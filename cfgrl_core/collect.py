@@ -8,10 +8,13 @@ snapshots, acting with Gaussian noise of a scale drawn from ``noise_levels``:  a
 The result spans near-random to competent behaviour with the best episodes far above the mean.
 
 Recipe ("rnd"): the replay of a reward-free exploring agent, as ExORL's ``rnd`` datasets are. A run of
-:mod:`cfgrl_core.rnd` left actor snapshots along its training (``cfgrl_core/assets/rnd/<domain>/``). Episode i of
-``episodes`` stands for the point (i + 1/2) / episodes of that training: uniformly random actions while the agent
-was still in its random phase, else the latest snapshot at that point with the agent's own behaviour noise,
-a = clip(pi_k(s) + N(0, sigma^2), -1, 1). So the episodes follow the snapshots in training order.
+:mod:`cfgrl_core.rnd` left actor snapshots along its training (``cfgrl_core/assets/rnd/<domain>/``). Episode i
+stands for the point u_i of that training, u_i = the base-2 van der Corput number of i (0, 1/2, 1/4, 3/4, 1/8, ...):
+uniformly random actions while the agent was still in its random phase, else the latest snapshot at that point with
+the agent's own behaviour noise, a = clip(pi_k(s) + N(0, sigma^2), -1, 1). Sorted by u_i, the episodes follow the
+snapshots in training order; and because u_i does not depend on the dataset's size, the first n episodes of any
+dataset are themselves spread evenly over the whole run (for n = 2^k exactly at the points j / n), so a small dataset
+is a prefix of a large one and an interrupted or enlarged collection stays one dataset.
 
 Layout: ``{root}/{domain}/{method}/buffer/episode_{i:06d}_{T}.npz`` with keys observation (T+1, obs),
 action (T+1, act; row 0 zeros), reward (T+1, 1; row 0 zero), discount (T+1, 1), physics (T+1, n_state).
@@ -24,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +117,15 @@ def run_episode(domain: str, env_seed: int, act) -> dict:
             "discount": np.ones((n, 1), np.float32), "physics": np.stack(phys).astype(np.float64)}
 
 
+def training_point(i: int) -> float:
+    """The base-2 van der Corput number of i: the bits of i mirrored behind the binary point (6 = 110b -> 0.011b =
+    3/8). Any first 2^k of them are exactly {j / 2^k}; every prefix is spread evenly over [0, 1)."""
+    u, scale = 0.0, 0.5
+    while i:
+        u, i, scale = u + scale * (i & 1), i >> 1, scale / 2
+    return u
+
+
 def _rnd_run(cfg: CollectConfig) -> dict:
     """The one RND run of the "rnd" recipe: its folder's ``snapshots.json`` (config and snapshot log)."""
     if len(cfg.snapshot_dirs) != 1:
@@ -130,7 +143,7 @@ def _episode_draws(cfg: CollectConfig, snapshots: list, i: int):
     env_seed = int(rng.integers(2**31 - 1))
     if cfg.method == "rnd":
         run = _rnd_run(cfg)
-        at = (i + 0.5) / cfg.episodes * run["config"]["total_steps"]    # this episode's point in training
+        at = training_point(i) * run["config"]["total_steps"]    # this episode's point in training
         if at < run["config"]["random_steps"]:
             return rng, env_seed, None, None
         latest = max((s for s in run["snapshots"] if s["step"] <= at), key=lambda s: s["step"])
@@ -161,13 +174,13 @@ def episode_recipes(domain: str, episodes: int, seed: int = 0, method: str = "td
     return out
 
 
-def collect(cfg: CollectConfig, root: str | os.PathLike | None = None, progress: bool = True) -> Path:
+def collect(cfg: CollectConfig, root: str | os.PathLike | None = None, progress: bool = True,
+            workers: int = 1) -> Path:
     """Write ``cfg.episodes`` episodes under ``root/domain/method/buffer``; resumes an interrupted collection.
+    ``workers`` > 1 rolls episodes out in that many processes (one torch thread each); the files are the same.
 
     Refuses to add to a buffer made with a different configuration (the manifest collect_config.json says which).
     """
-    from .checkpoint import load_module
-
     root = Path(root) if root is not None else default_data_root()
     out = root / cfg.domain / cfg.method
     buffer = out / "buffer"
@@ -186,37 +199,72 @@ def collect(cfg: CollectConfig, root: str | os.PathLike | None = None, progress:
     if not snapshots and cfg.random_fraction < 1.0:
         raise FileNotFoundError(f"no {cfg.method} snapshots for domain {cfg.domain!r} under "
                                 f"{ASSETS if cfg.method == 'td3_snapshots' else RND_ASSETS}")
-    actors: dict = {}
-    act_dim = make_env(cfg.domain, COLLECT_TASK, 0).action_spec().shape[0]
     done = {p.name.split("_")[1] for p in buffer.glob("episode_*.npz")}
-    for i in tqdm(range(cfg.episodes), desc=f"collect {cfg.domain}", disable=not progress):
-        if f"{i:06d}" in done:
-            continue
-        rng, env_seed, file, sigma = _episode_draws(cfg, snapshots, i)
-        if file is None:
-            act = lambda obs, rng=rng: rng.uniform(-1, 1, act_dim)  # noqa: E731
-        else:
-            if file not in actors:
-                actors[file] = load_module(file, ("td3_actor", "rnd_actor")[cfg.method == "rnd"], "cpu")
-            actor = actors[file]
+    todo = [i for i in range(cfg.episodes) if f"{i:06d}" not in done]
+    bar = tqdm(total=cfg.episodes, initial=cfg.episodes - len(todo), desc=f"collect {cfg.domain}",
+               disable=not progress)
+    if workers <= 1 or len(todo) < 4:      # starting a process costs seconds
+        for i in todo:
+            _write_episode(cfg, buffer, i)
+            bar.update()
+    else:   # episode i depends only on (seed, i): the workers' files are the ones one process would write
+        import multiprocessing as mp
 
-            def act(obs, actor=actor, sigma=sigma, rng=rng):
-                with torch.no_grad():
-                    a = actor(torch.from_numpy(obs)[None])[0].numpy()
-                return np.clip(a + sigma * rng.standard_normal(a.shape), -1, 1)
-        episode = run_episode(cfg.domain, env_seed, act)
-        write_episode_atomic(buffer / f"episode_{i:06d}_{episode['action'].shape[0] - 1}.npz", episode)
+        with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
+            for _ in pool.imap_unordered(partial(_write_episode, cfg, buffer), todo):
+                bar.update()
+    bar.close()
     return out
 
 
+_ACTORS: dict = {}     # per process: snapshot file -> loaded actor
+
+
+@lru_cache(maxsize=None)
+def _act_dim(domain: str) -> int:
+    return make_env(domain, COLLECT_TASK, 0).action_spec().shape[0]
+
+
+def _worker_init():
+    torch.set_num_threads(1)
+
+
+def _write_episode(cfg: CollectConfig, buffer: Path, i: int) -> int:
+    """Make episode i of ``cfg`` and write it atomically into ``buffer``."""
+    from .checkpoint import load_module
+
+    rng, env_seed, file, sigma = _episode_draws(cfg, _snapshot_files(cfg), i)
+    if file is None:
+        act_dim = _act_dim(cfg.domain)
+        act = lambda obs, rng=rng: rng.uniform(-1, 1, act_dim)  # noqa: E731
+    else:
+        if file not in _ACTORS:
+            _ACTORS[file] = load_module(file, ("td3_actor", "rnd_actor")[cfg.method == "rnd"], "cpu")
+        actor = _ACTORS[file]
+
+        def act(obs, actor=actor, sigma=sigma, rng=rng):
+            with torch.no_grad():
+                a = actor(torch.from_numpy(obs)[None])[0].numpy()
+            return np.clip(a + sigma * rng.standard_normal(a.shape), -1, 1)
+    episode = run_episode(cfg.domain, env_seed, act)
+    write_episode_atomic(buffer / f"episode_{i:06d}_{episode['action'].shape[0] - 1}.npz", episode)
+    return i
+
+
+def default_workers() -> int:
+    """Processes for a collection: every core, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def ensure_dataset(domain: str, episodes: int | str = "book", root=None, seed: int = 0, progress: bool = True,
-                   method: str = "td3_snapshots") -> Path:
+                   method: str = "td3_snapshots", workers: int | None = None) -> Path:
     """The dataset root holding at least ``episodes`` (a number or a name in SIZES) episodes of ``domain`` made by
-    recipe ``method``, collecting only the missing ones. Returns the root to pass to
-    :func:`cfgrl_core.dataset.load_dataset`."""
+    recipe ``method``, collecting only the missing ones (``workers`` processes, default :func:`default_workers`).
+    Returns the root to pass to :func:`cfgrl_core.dataset.load_dataset`."""
     n = SIZES[episodes] if isinstance(episodes, str) else episodes
     root = Path(root) if root is not None else default_data_root()
-    collect(CollectConfig(domain=domain, episodes=n, seed=seed, method=method), root, progress=progress)
+    collect(CollectConfig(domain=domain, episodes=n, seed=seed, method=method), root, progress=progress,
+            workers=default_workers() if workers is None else workers)
     return root
 
 
@@ -232,12 +280,14 @@ def main(argv=None):
     p.add_argument("--episodes", type=positive_int, default=None, help="overrides --size")
     p.add_argument("--recipe", default="td3_snapshots", choices=RECIPES, help="how the episodes are made")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="processes rolling episodes out (default: every core, at most 4)")
     p.add_argument("--root", default=None, help=f"dataset root (default: ${DATA_ENV} or ~/.cache/cfgrl/datasets)")
     args = p.parse_args(argv)
     episodes = args.episodes if args.episodes is not None else SIZES[args.size]
     with user_errors(p):
         out = collect(CollectConfig(domain=args.domain, episodes=episodes, seed=args.seed, method=args.recipe),
-                      args.root)
+                      args.root, workers=args.workers or default_workers())
     print(f"dataset written to {out}")
 
 

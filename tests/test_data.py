@@ -66,6 +66,18 @@ def test_collector_is_deterministic_resumable_and_atomic(tmp_path, snapshot_dir)
     assert data["observations"].shape == (3000, 24)
 
 
+def test_worker_processes_write_the_same_files(tmp_path, snapshot_dir):
+    cfg = CollectConfig(domain="walker", episodes=4, seed=5, snapshot_dirs=[str(snapshot_dir)], random_fraction=0.3)
+    one = collect(cfg, tmp_path / "one", progress=False)
+    two = collect(cfg, tmp_path / "two", progress=False, workers=2)
+    names = sorted(f.name for f in (one / "buffer").glob("*.npz"))
+    assert names == sorted(f.name for f in (two / "buffer").glob("*.npz")) and len(names) == 4
+    for name in names:
+        with np.load(one / "buffer" / name, allow_pickle=False) as x, \
+                np.load(two / "buffer" / name, allow_pickle=False) as y:
+            assert x.files == y.files and all(np.array_equal(x[k], y[k]) for k in x.files)
+
+
 def test_collector_refuses_to_mix_configurations(tmp_path, snapshot_dir):
     collect(CollectConfig(domain="walker", episodes=1, seed=0, snapshot_dirs=[str(snapshot_dir)]), tmp_path,
             progress=False)

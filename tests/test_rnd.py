@@ -96,13 +96,13 @@ def test_rnd_recipe_replays_the_snapshots_in_training_order(tmp_path):
     for a, b in zip(files, sorted((again / "buffer").glob("*.npz"))):
         with np.load(a, allow_pickle=False) as x, np.load(b, allow_pickle=False) as y:
             assert all(np.array_equal(x[k], y[k]) for k in x.files)
-    # episode i stands for training step (i + 1/2) / 6 * 3000: 250 (random phase, < 500), 750, 1250, 1750,
-    # 2250, 2750, each played by the latest snapshot at that step
+    # episode i stands for training step u_i * 3000, u = 0, 1/2, 1/4, 3/4, 1/8, 5/8: steps 0 and 375 fall in the
+    # random phase (< 500), the others are played by the latest snapshot at that step
     drawn = [_episode_draws(CollectConfig(**cfg), [], i) for i in range(6)]
-    assert drawn[0][2] is None
-    assert [d[2].name for d in drawn[1:]] == ["step_0000000.pt", "step_0001000.pt", "step_0001000.pt",
-                                             "step_0002000.pt", "step_0002000.pt"]
-    assert all(d[3] == 0.2 for d in drawn[1:])
+    assert drawn[0][2] is None and drawn[4][2] is None
+    assert [drawn[i][2].name for i in (1, 2, 3, 5)] == ["step_0001000.pt", "step_0000000.pt", "step_0002000.pt",
+                                                      "step_0001000.pt"]
+    assert all(drawn[i][3] == 0.2 for i in (1, 2, 3, 5))
     with np.load(files[3], allow_pickle=False) as ep:
         assert np.abs(ep["action"]).max() <= 1.0
         live = ep["reward"][1:, 0]
@@ -110,6 +110,17 @@ def test_rnd_recipe_replays_the_snapshots_in_training_order(tmp_path):
                                    atol=1e-6)
     data = load_dataset(tmp_path / "data", "walker", "rnd", "walk", progress=False)
     assert len(data["observations"]) == 6 * EPISODE_STEPS
+
+
+def test_training_points_are_a_prefix_stable_stratification():
+    from cfgrl_core.collect import training_point
+
+    assert [training_point(i) for i in range(8)] == [0, 0.5, 0.25, 0.75, 0.125, 0.625, 0.375, 0.875]
+    for k in range(1, 11):      # the first 2^k points are exactly {j / 2^k}
+        assert sorted(training_point(i) for i in range(2**k)) == [j / 2**k for j in range(2**k)]
+    # any prefix: at most ~log2(n) / n from uniform (Kolmogorov distance), here n = 300
+    u = np.sort([training_point(i) for i in range(300)])
+    assert np.abs(u - np.arange(300) / 300).max() < 10 / 300
 
 
 def test_unknown_recipe_and_missing_rnd_run_are_named(tmp_path):
