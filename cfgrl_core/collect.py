@@ -205,13 +205,13 @@ def collect(cfg: CollectConfig, root: str | os.PathLike | None = None, progress:
                disable=not progress)
     if workers <= 1 or len(todo) < 4:      # starting a process costs seconds
         for i in todo:
-            _write_episode(cfg, buffer, i)
+            _write_episode(cfg, buffer, snapshots, i)
             bar.update()
     else:   # episode i depends only on (seed, i): the workers' files are the ones one process would write
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
-            for _ in pool.imap_unordered(partial(_write_episode, cfg, buffer), todo):
+            for _ in pool.imap_unordered(partial(_write_episode, cfg, buffer, snapshots), todo):
                 bar.update()
     bar.close()
     return out
@@ -229,11 +229,11 @@ def _worker_init():
     torch.set_num_threads(1)
 
 
-def _write_episode(cfg: CollectConfig, buffer: Path, i: int) -> int:
+def _write_episode(cfg: CollectConfig, buffer: Path, snapshots: list, i: int) -> int:
     """Make episode i of ``cfg`` and write it atomically into ``buffer``."""
     from .checkpoint import load_module
 
-    rng, env_seed, file, sigma = _episode_draws(cfg, _snapshot_files(cfg), i)
+    rng, env_seed, file, sigma = _episode_draws(cfg, snapshots, i)
     if file is None:
         act_dim = _act_dim(cfg.domain)
         act = lambda obs, rng=rng: rng.uniform(-1, 1, act_dim)  # noqa: E731
