@@ -315,6 +315,8 @@ def main(argv=None):
                    help="torch threads (default: $CFGRL_THREADS, else 1; 2 is faster on an otherwise idle 2-core machine)")
     p.add_argument("--data", default=None, choices=RECIPES,
                    help="dataset recipe (default: the preset's, td3_snapshots); use another --out per recipe")
+    p.add_argument("--dataset", default=None, choices=sorted(SIZES),
+                   help=f"named dataset size {SIZES} (default: the preset's; 'full' is ExORL's 1M transitions)")
     p.add_argument("--no-collect", action="store_true", help="fail if the dataset is missing instead of making it")
     args = p.parse_args(argv)
     with user_errors(p):
@@ -322,7 +324,8 @@ def main(argv=None):
         default_device(args.device)
         threads = default_threads(args.threads)
         for seed in args.seeds:
-            config = args.config if args.data is None else {"preset": args.config, "data": args.data}
+            overrides = {k: v for k, v in (("data", args.data), ("dataset", args.dataset)) if v is not None}
+            config = {"preset": args.config, **overrides} if overrides else args.config
             r = run(args.task, seed, config, args.out, args.data_root, args.device,
                     collect_missing=not args.no_collect, threads=threads)
             print(json.dumps(r["headline"]))

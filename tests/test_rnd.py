@@ -1,5 +1,6 @@
 """The RND exploration agent: its intrinsic reward pays for novelty, its runs are seeded and resume exactly."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -140,3 +141,26 @@ def test_the_runner_takes_either_recipe_and_refuses_others():
     assert resolve_config({"preset": "smoke", "data": "rnd"})["data"] == "rnd"
     with pytest.raises(ValueError, match="config value data must be one of"):
         resolve_config({"preset": "smoke", "data": "expert"})
+
+
+def test_one_command_makes_both_domains_from_the_shipped_snapshots_and_relabels(tmp_path):
+    """``python -m cfgrl_core.collect --recipe rnd --domain walker cheetah`` on the shipped RND snapshots: the live
+    run reward stored in each episode is the one recomputed from its physics states."""
+    import subprocess
+    import sys
+
+    from cfgrl_core.collect import DEFAULT_SIZE, SIZES, training_point
+    from cfgrl_core.relabel import relabel_rewards
+
+    assert SIZES[DEFAULT_SIZE["rnd"]] * EPISODE_STEPS == 1_000_000    # ExORL's offline size
+    cmd = [sys.executable, "-m", "cfgrl_core.collect", "--recipe", "rnd", "--domain", "walker", "cheetah",
+           "--episodes", "2", "--workers", "1", "--root", str(tmp_path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    assert training_point(1) == 0.5      # episode 1 is played by the snapshot half-way through the run
+    for domain in ("walker", "cheetah"):
+        files = sorted((tmp_path / domain / "rnd" / "buffer").glob("*.npz"))
+        assert [f.name for f in files] == ["episode_000000_1000.npz", "episode_000001_1000.npz"]
+        with np.load(files[1], allow_pickle=False) as ep:
+            np.testing.assert_allclose(relabel_rewards(domain, "run", ep["physics"])[1:, 0], ep["reward"][1:, 0],
+                                       rtol=1e-5, atol=1e-6)
