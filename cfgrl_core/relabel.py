@@ -28,8 +28,11 @@ def relabel_rewards(domain: str, task: str, physics_states: np.ndarray) -> np.nd
     if states.ndim != 2 or states.shape[1] != n_state:
         raise ValueError(f"physics states for {domain} must have shape (T+1, {n_state}), got {states.shape}")
     out = np.empty((states.shape[0], 1), np.float32)
-    for i, s in enumerate(states):
-        with env.physics.reset_context():
-            env.physics.set_state(s)
-        out[i, 0] = env.task.get_reward(env.physics)
+    physics = env.physics
+    with physics.reset_context():   # controls, time and warnings to their reset values once; nothing steps after
+        pass
+    for i, s in enumerate(states):   # positions and velocities set, then mj_forward: sensors and kinematics of s
+        physics.set_state(s)
+        physics.forward()
+        out[i, 0] = env.task.get_reward(physics)
     return out
