@@ -218,7 +218,8 @@ class RNDAgent(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------- coverage
-#: Cells of the coverage grid: torso height (m), torso pitch (rad), forward velocity (m/s).
+#: Cells of the coverage grid: torso height (the rootz slide joint, m from the starting pose; below -0.5 lies in the
+#: lowest row), torso pitch (rad), forward velocity (m/s). The shipped RND runs logged their coverage on this grid.
 COVERAGE_BINS = {"height": (-0.5, 2.0, 25), "pitch": (-math.pi, math.pi, 24), "velocity": (-12.0, 12.0, 24)}
 
 
