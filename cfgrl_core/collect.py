@@ -46,7 +46,8 @@ DATA_ENV = "CFGRL_DATA"
 #: the 1M transitions ExORL's offline training reads per domain.
 SIZES = {"smoke": 3, "quick": 100, "book": 200, "full": 1000}
 #: The size the collector makes when none is asked for: the book's 200k transitions for the snapshot recipe, ExORL's
-#: 1M for the exploration recipe (its 1000 episodes take about 7 min per domain with 2 processes on 2 CPU cores).
+#: 1M for the exploration recipe (its 1000 episodes took 2.4 min for walker and 1.5 min for cheetah with 2 processes on
+#: 2 CPU cores: benchmarks/data_generation.py, assets/results/data/generation.json).
 DEFAULT_SIZE = {"td3_snapshots": "book", "rnd": "full"}
 
 
