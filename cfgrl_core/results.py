@@ -348,6 +348,26 @@ def separated(a, b) -> dict:
     return {"diff": diff, "se": se, "verdict": verdict}
 
 
+def over_seeds(diffs, min_seeds: int = 3) -> dict:
+    """Chapter 4's rule with the seed as the unit of evidence: per-seed differences A − B (each a difference of mean
+    test returns) give their mean, the half-width of its 95% Student-t interval (n − 1 degrees of freedom) and the
+    verdict ``"ahead"`` (the interval lies above 0), ``"behind"`` (below) or ``"not separated"``; with fewer than
+    ``min_seeds`` seeds the verdict is ``"too few seeds"`` (the interval is still given where n ≥ 2)."""
+    d = np.asarray(diffs, float)
+    if d.size == 0 or not np.all(np.isfinite(d)):
+        raise ValueError(f"over_seeds needs finite per-seed differences, got {d.tolist()}")
+    mean, half = mean_ci(d)
+    if d.size < max(2, min_seeds):
+        verdict = "too few seeds"
+    elif mean - half > 0:
+        verdict = "ahead"
+    elif mean + half < 0:
+        verdict = "behind"
+    else:
+        verdict = "not separated"
+    return {"mean": mean, "half_width": half, "n": int(d.size), "verdict": verdict}
+
+
 def plot_budget(files: dict[str, list[dict]], keys=("flow_binary | sample", "flow_exp_T3 | sample",
                                                      "awr_T1 | mean", "awr_T3 | mean", "awr_T10 | mean",
                                                      "gauss_bc | mean", "gauss_binary | mean"), fig=None):

@@ -49,3 +49,43 @@ def small_agents():
     small = {"hidden_dims": (32, 32)}
     return (IQLAgent(5, 2, small, "cpu"), CFGRLAgent(5, 2, {**small, "sample_steps": 4}, "cpu"),
             AWRAgent(5, 2, small, "cpu"))
+
+
+@pytest.fixture(scope="session")
+def smoke_notebook(tmp_path_factory):
+    """``run(path)``: the chapter executed in smoke mode with papermill, once per test session, as the path of the
+    executed copy. The notebook tests read it and the book build renders it, so no chapter is executed twice.
+    A failed execution is remembered and re-raised for every test that asks for that chapter."""
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("smoke-notebooks")
+    done = {}
+
+    def run(path):
+        path = Path(path)
+        if path not in done:
+            import papermill
+
+            saved = {k: os.environ.get(k) for k in ("CFGRL_SMOKE", "CFGRL_DATA", "MPLBACKEND")}
+            # smoke sizes; a dataset folder of the chapter's own (never the reader's cache, and no chapter
+            # relies on data another made); the kernel keeps its inline backend so figures are embedded
+            os.environ.update(CFGRL_SMOKE="1", CFGRL_DATA=str(out / "data" / path.stem))
+            os.environ.pop("MPLBACKEND", None)
+            try:
+                papermill.execute_notebook(str(path), str(out / path.name), kernel_name="python3",
+                                           cwd=str(path.parent), progress_bar=False, log_output=False,
+                                           execution_timeout=1800)
+                done[path] = out / path.name
+            except Exception as err:   # noqa: BLE001 - re-raised below, for each test that needs this chapter
+                done[path] = err
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+        if isinstance(done[path], Exception):
+            raise RuntimeError(f"{path.name} failed in smoke mode: {done[path]}") from done[path]
+        return done[path]
+
+    return run

@@ -1,4 +1,4 @@
-"""The whole book builds with warnings as errors (-W -n --keep-going), notebooks executed in smoke mode; the static
+"""The whole book builds with warnings as errors (-W -n --keep-going) from the smoke-executed chapters; the static
 guidance player works in a headless browser with no kernel and no network."""
 import io
 import os
@@ -17,13 +17,25 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def built_book(tmp_path_factory):
+def built_book(tmp_path_factory, smoke_notebook):
+    """The book built from a copy of its sources in which every chapter is the smoke-executed notebook that the
+    notebook tests ran (papermill, once per session), with execution off: the build renders those outputs instead of
+    executing every chapter a second time. `make book` builds the same sources and executes them itself."""
     out = tmp_path_factory.mktemp("book")
-    env = {**os.environ, "CFGRL_SMOKE": "1", "CFGRL_DATA": str(out / "data")}
-    env.pop("MPLBACKEND", None)   # the kernel must keep its inline backend to embed figures
+    src = out / "src"
+    shutil.copytree(ROOT / "book", src / "book", ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+    shutil.copy(ROOT / "_toc.yml", src / "_toc.yml")
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config["execute"]["execute_notebooks"] = "off"
+    (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    for chapter in toc["chapters"]:
+        shutil.copy(smoke_notebook(ROOT / f"{chapter['file']}.ipynb"), src / f"{chapter['file']}.ipynb")
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)
     jb = Path(sys.executable).with_name("jupyter-book")
-    proc = subprocess.run([str(jb), "build", "-W", "-n", "--keep-going", "--path-output", str(out), str(ROOT)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run([str(jb), "build", "-W", "-n", "--keep-going", "--path-output", str(out), str(src)],
+                          cwd=src, env=env, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-4000:]
     return out / "_build" / "html"
 

@@ -178,3 +178,18 @@ def test_batched_extraction_continues_a_budget_like_one_straight_run(tmp_path):
     continued = extract("cheetah-run", critic, 0, 12, preset, names, tmp_path / "r", data, "cpu", 1, **kw)
     assert continued["batched"] is True and continued["returns"] == straight["returns"]
     assert continued["log"] == straight["log"]
+
+
+def test_the_seed_rule_uses_a_t_interval_over_seeds():
+    from cfgrl_core.results import over_seeds
+
+    v = over_seeds([30.0, 40.0, 50.0])     # mean 40, sd 10: 40 ± 4.303 * 10 / sqrt(3) = 40 ± 24.8
+    assert v["verdict"] == "ahead" and v["n"] == 3
+    assert abs(v["mean"] - 40) < 1e-9 and abs(v["half_width"] - 4.303 * 10 / 3 ** 0.5) < 1e-6
+    assert over_seeds([-30.0, -40.0, -50.0])["verdict"] == "behind"
+    assert over_seeds([58.0, -17.0, 20.0])["verdict"] == "not separated"
+    assert over_seeds([10.0, 12.0])["verdict"] == "too few seeds"     # the rule asks for 3
+    assert over_seeds([10.0, 12.0], min_seeds=2)["verdict"] == "not separated"   # 11 ± 12.706
+    assert over_seeds([5.0])["verdict"] == "too few seeds"
+    with pytest.raises(ValueError, match="finite"):
+        over_seeds([1.0, float("nan"), 2.0])

@@ -63,14 +63,8 @@ def test_exactly_one_parameters_cell_with_a_smoke_switch(path):
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_notebook_runs_in_smoke_mode_with_papermill(path, tmp_path, monkeypatch):
-    import papermill
-
-    monkeypatch.setenv("CFGRL_SMOKE", "1")
-    monkeypatch.setenv("CFGRL_DATA", str(tmp_path / "data"))   # never touch the reader's dataset cache
-    out = tmp_path / path.name
-    papermill.execute_notebook(str(path), str(out), kernel_name="python3", cwd=str(path.parent),
-                               progress_bar=False, log_output=False)
+def test_notebook_runs_in_smoke_mode_with_papermill(path, smoke_notebook):
+    out = smoke_notebook(path)     # executed once per session; the book build renders the same copy
     executed = json.loads(out.read_text())
     images = sum("image/png" in o.get("data", {}) for c in executed["cells"] if c["cell_type"] == "code"
                  for o in c.get("outputs", []))
