@@ -30,7 +30,7 @@ from .agents.cfgrl import optimality_labels
 from .agents.iql import IQLAgent
 from .checkpoint import (CheckpointError, atomic_write_text, load_module, module_record, read_checkpoint,
                          save_checkpoint, save_module)
-from .collect import SIZES, default_data_root, ensure_dataset
+from .collect import RECIPES, SIZES, default_data_root, ensure_dataset
 from .dataset import episode_returns, load_dataset
 from .envs import parse_task
 from .networks import default_device, default_threads, torch_threads
@@ -90,22 +90,35 @@ def measure(critic: IQLAgent, D: dict, episode_ids: np.ndarray, groups: dict, ep
 
 def converge(task: str, seed: int = 0, steps: int = 100_000, every: int = 5_000, expectile: float = 0.9,
              preset: str = "book", out="runs/critic", data_root=None, device=None, threads: int | None = None,
-             progress: bool = True) -> dict:
-    """Train (or resume) the critic to ``steps``, measuring every ``every`` steps; returns convergence.json's dict."""
+             progress: bool = True, data: str | None = None) -> dict:
+    """Train (or resume) the critic to ``steps``, measuring every ``every`` steps; returns convergence.json's dict.
+    ``data`` names the dataset recipe (default: the preset's); runs on another recipe than ``td3_snapshots`` live in
+    their own folder (:func:`critic_run_dir`)."""
     with torch_threads(default_threads(threads)):
-        return _converge(task, seed, steps, every, expectile, preset, out, data_root, device, progress)
+        return _converge(task, seed, steps, every, expectile, preset, out, data_root, device, progress, data)
 
 
-def _converge(task, seed, steps, every, expectile, preset, out, data_root, device, progress):
+def critic_run_dir(out, task: str, expectile: float, seed: int, data: str = "td3_snapshots") -> Path:
+    """``out/<task>/expectile<e>[_<recipe>]/seed<k>``: the recipe is named unless it is the default one, so the
+    folders (and the published file names) of the td3_snapshots runs are the ones they always were."""
+    tag = f"expectile{expectile:g}" + ("" if data == "td3_snapshots" else f"_{data}")
+    return Path(out) / task / tag / f"seed{seed}"
+
+
+def _config(preset: str, data: str | None, **overrides) -> dict:
+    return resolve_config({"preset": preset, **overrides, **({"data": data} if data is not None else {})})
+
+
+def _converge(task, seed, steps, every, expectile, preset, out, data_root, device, progress, data=None):
     from .collect import episode_recipes
 
     domain, task_name = parse_task(task)
     if steps < 1 or every < 1 or steps % every:
         raise ValueError(f"steps must be a positive multiple of every, got steps={steps}, every={every}")
-    cfg = resolve_config({"preset": preset, "critic": {"expectile": expectile}})
+    cfg = _config(preset, data, critic={"expectile": expectile})
     started_with = provenance()
     device = default_device(device)
-    run_dir = Path(out) / task / f"expectile{expectile:g}" / f"seed{seed}"
+    run_dir = critic_run_dir(out, task, expectile, seed, cfg["data"])
     run_dir.mkdir(parents=True, exist_ok=True)
     root = ensure_dataset(domain, cfg["dataset"], data_root, progress=progress, method=cfg["data"])
     episodes = SIZES[cfg["dataset"]]
@@ -114,7 +127,7 @@ def _converge(task, seed, steps, every, expectile, preset, out, data_root, devic
          ("observations", "actions", "rewards", "next_observations", "masks")}
     n = len(data["rewards"])
     episode_return = episode_returns(data)
-    random_episodes = np.array([r["sigma"] is None for r in episode_recipes(domain, episodes)])
+    random_episodes = np.array([r["sigma"] is None for r in episode_recipes(domain, episodes, method=cfg["data"])])
     groups = behaviour_groups(episode_return, random_episodes)
 
     torch.manual_seed(seed)
@@ -126,7 +139,8 @@ def _converge(task, seed, steps, every, expectile, preset, out, data_root, devic
     labels = None
     ckpt_path = run_dir / "checkpoint.pt"
     identity = json.dumps({"task": task, "seed": seed, "every": every, "batch_size": cfg["batch_size"],
-                           "critic": cfg["critic"], "episodes": episodes}, sort_keys=True)
+                           "critic": cfg["critic"], "episodes": episodes,
+                           **({"data": cfg["data"]} if cfg["data"] != "td3_snapshots" else {})}, sort_keys=True)
     if ckpt_path.exists():
         ckpt = read_checkpoint(ckpt_path, "run")
         if ckpt["config"] != identity:
@@ -141,7 +155,7 @@ def _converge(task, seed, steps, every, expectile, preset, out, data_root, devic
 
     def results() -> dict:
         return {"task": task, "seed": seed, "steps": state["step"], "every": every, "expectile": expectile,
-                "preset": preset, "batch_size": cfg["batch_size"], "critic": cfg["critic"],
+                "preset": preset, "data": cfg["data"], "batch_size": cfg["batch_size"], "critic": cfg["critic"],
                 "dataset": {"root": str(root), "transitions": n, "episodes": episodes},
                 "groups": {k: {"episodes": int(len(v)),
                                "return_range": [float(episode_return[v].min()), float(episode_return[v].max())]}
@@ -177,7 +191,7 @@ def _converge(task, seed, steps, every, expectile, preset, out, data_root, devic
 
 
 def label_stability(task: str, run_dir, window: int = 4, preset: str = "book", data_root=None, device=None,
-                    threads: int | None = None, progress: bool = True) -> dict:
+                    threads: int | None = None, progress: bool = True, data: str | None = None) -> dict:
     """Can the label noise be averaged away? From the critics a :func:`converge` run saved, at every saved step:
 
       * labels of that critic alone, and labels of A averaged over it and the ``window - 1`` critics saved before it;
@@ -192,7 +206,7 @@ def label_stability(task: str, run_dir, window: int = 4, preset: str = "book", d
 
     with torch_threads(default_threads(threads)):
         domain, task_name = parse_task(task)
-        cfg = resolve_config({"preset": preset})
+        cfg = _config(preset, data)
         device = default_device(device)
         run_dir = Path(run_dir)
         files = sorted(run_dir.glob("critic_*.pt"), key=lambda f: int(f.stem.removeprefix("critic_")))
@@ -202,7 +216,8 @@ def label_stability(task: str, run_dir, window: int = 4, preset: str = "book", d
         episodes = SIZES[cfg["dataset"]]
         data = load_dataset(root, domain, cfg["data"], task_name, episodes=episodes, progress=progress)
         ids, episode_return = data["episode_ids"], episode_returns(data)
-        groups = behaviour_groups(episode_return, np.array([r["sigma"] is None for r in episode_recipes(domain, episodes)]))
+        recipes = episode_recipes(domain, episodes, method=cfg["data"])
+        groups = behaviour_groups(episode_return, np.array([r["sigma"] is None for r in recipes]))
         counts = np.bincount(ids)
         G = discounted_returns_to_go(data["rewards"], ids, load_module(files[0], "iql_critic", device).config["gamma"])
 
@@ -244,6 +259,7 @@ def main(argv=None):
     p.add_argument("--every", type=positive_int, default=5_000)
     p.add_argument("--expectile", type=float, default=0.9)
     p.add_argument("--preset", default="book", help="runner preset whose critic sizes and data are used")
+    p.add_argument("--data", default=None, choices=RECIPES, help="dataset recipe (default: the preset's)")
     p.add_argument("--out", default="runs/critic")
     p.add_argument("--data-root", default=None)
     p.add_argument("--device", default=None)
@@ -255,13 +271,14 @@ def main(argv=None):
         parse_task(args.task)
         default_device(args.device)
         if args.labels:
-            run_dir = Path(args.out) / args.task / f"expectile{args.expectile:g}" / f"seed{args.seed}"
+            data = args.data or resolve_config({"preset": args.preset})["data"]
+            run_dir = critic_run_dir(args.out, args.task, args.expectile, args.seed, data)
             r = label_stability(args.task, run_dir, args.labels, args.preset, args.data_root, args.device,
-                                args.threads)
+                                args.threads, data=args.data)
             print(json.dumps({"task": r["task"], "last": r["rows"][-1]["averaged"]}))
             return
         r = converge(args.task, args.seed, args.steps, args.every, args.expectile, args.preset, args.out,
-                     args.data_root, args.device, args.threads)
+                     args.data_root, args.device, args.threads, data=args.data)
         last = r["curve"][-1]
         print(json.dumps({"task": r["task"], "steps": r["steps"], "v_mean": last["v_mean"],
                           "td_rmse": last["td_rmse"], "flipped_fraction": last["flipped_fraction"]}))

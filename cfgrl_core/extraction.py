@@ -36,7 +36,7 @@ from .agents.awr import AWRAgent, AWRSweep
 from .agents.cfgrl import CFGRLAgent
 from .checkpoint import (CheckpointError, atomic_write_text, load_module, module_record, read_checkpoint,
                          save_checkpoint)
-from .collect import SIZES, ensure_dataset
+from .collect import RECIPES, SIZES, ensure_dataset
 from .dataset import load_dataset
 from .envs import parse_task
 from .evaluate import evaluate
@@ -143,6 +143,13 @@ def dataset_advantage(critic, observations, actions, chunk: int = 65536) -> torc
                       for i in range(0, len(observations), chunk)])
 
 
+def critic_data(critic_path) -> str:
+    """The dataset recipe a critic of :func:`cfgrl_core.critic_convergence.converge` was trained on, read from the
+    ``convergence.json`` beside it (runs from before the file recorded it, and critics without one: td3_snapshots)."""
+    run = Path(critic_path).parent / "convergence.json"
+    return json.loads(run.read_text()).get("data", "td3_snapshots") if run.is_file() else "td3_snapshots"
+
+
 def extract(task: str, critic_path, seed: int = 0, steps: int = 25_000, preset: str = "book", names=None,
             out="runs/extraction", data_root=None, device=None, threads: int | None = None,
             progress: bool = True, w_values=W_VALUES, eval_max_steps: int | None = None,
@@ -171,6 +178,10 @@ def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, dev
     label = "+".join(p.stem.removeprefix("critic_") for p in critic_paths)
     run_dir = Path(out) / task / f"{critic_path.parent.parent.name}_critic_{label}" / f"seed{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
+    made_on = critic_data(critic_path)
+    if made_on != cfg["data"]:
+        raise ValueError(f"{critic_path} was trained on the {made_on!r} data; this extraction reads the "
+                         f"{cfg['data']!r} data (pass --data {made_on})")
     root = ensure_dataset(domain, cfg["dataset"], data_root, progress=progress, method=cfg["data"])
     data = load_dataset(root, domain, cfg["data"], task_name, episodes=SIZES[cfg["dataset"]], progress=progress)
     D = {k: torch.as_tensor(data[k], device=device) for k in ("observations", "actions")}
@@ -253,6 +264,7 @@ def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, dev
                 "test_std": float(np.std(entry["test"][chosen])),
                 "best_test_mean": float(max(np.mean(v) for v in entry["test"].values()))}
     results = {"task": task, "seed": seed, "steps": steps, "critic": [str(p) for p in critic_paths], "preset": preset,
+               "data": cfg["data"],
                "batch_size": cfg["batch_size"], "actors": {k: a.config for k, a in actors.items()},
                "episodes": n_episodes, "mean_of_k": MEAN_OF,
                "eval_max_steps": eval_max_steps,
@@ -277,6 +289,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=positive_int, default=25_000)
     p.add_argument("--preset", default="book")
+    p.add_argument("--data", default=None, choices=RECIPES,
+                   help="dataset recipe (default: the preset's); must be the one the critic was trained on")
     p.add_argument("--actors", nargs="+", default=None, help=f"a subset of {list(ACTORS)}")
     p.add_argument("--out", default="runs/extraction")
     p.add_argument("--val-episodes", type=positive_int, default=None, help="default: the preset's")
@@ -292,7 +306,8 @@ def main(argv=None):
             if not Path(path).is_file():
                 raise FileNotFoundError(f"critic file {path} does not exist")
         episodes = {k: v for k, v in (("val", args.val_episodes), ("test", args.test_episodes)) if v}
-        r = extract(args.task, args.critic, args.seed, args.steps, args.preset, args.actors, args.out,
+        preset = {"preset": args.preset, "data": args.data} if args.data else args.preset
+        r = extract(args.task, args.critic, args.seed, args.steps, preset, args.actors, args.out,
                     args.data_root, args.device, args.threads, episodes=episodes)
         for key, s in r["summary"].items():
             print(f"{key:32s} chosen {s['chosen']:>5s}  test {s['test_mean']:7.1f}  best-on-test {s['best_test_mean']:7.1f}")

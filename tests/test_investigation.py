@@ -193,3 +193,30 @@ def test_the_seed_rule_uses_a_t_interval_over_seeds():
     assert over_seeds([5.0])["verdict"] == "too few seeds"
     with pytest.raises(ValueError, match="finite"):
         over_seeds([1.0, float("nan"), 2.0])
+
+
+def test_investigation_on_the_rnd_recipe_lives_apart_and_refuses_mixed_data(tmp_path):
+    """Item 6 of #11 runs the same tools on the exploration data: the critic's folder names the recipe, its
+    convergence file records it, label groups come from the rnd recipe's own episodes, and an extraction that reads
+    other data than its critic was trained on is refused with the reason."""
+    from cfgrl_core.collect import episode_recipes
+    from cfgrl_core.critic_convergence import converge, critic_run_dir, label_stability
+    from cfgrl_core.extraction import critic_data, extract
+
+    data = tmp_path / "data"
+    r = converge("walker-run", 0, 20, 20, 0.9, "smoke", tmp_path / "c", data, "cpu", 1, progress=False, data="rnd")
+    run_dir = critic_run_dir(tmp_path / "c", "walker-run", 0.9, 0, "rnd")
+    assert run_dir.name == "seed0" and run_dir.parent.name == "expectile0.9_rnd"
+    assert critic_run_dir(tmp_path, "walker-run", 0.9, 0).parent.name == "expectile0.9"   # td3 folders unchanged
+    assert r["data"] == "rnd" and critic_data(run_dir / "critic_20.pt") == "rnd"
+    assert (data / "walker" / "rnd" / "buffer").is_dir() and not (data / "walker" / "td3_snapshots").exists()
+    n_random = sum(e["sigma"] is None for e in episode_recipes("walker", 3, method="rnd"))
+    assert r["groups"]["random actions"]["episodes"] == n_random
+    assert label_stability("walker-run", run_dir, 2, "smoke", data, "cpu", 1, progress=False,
+                           data="rnd")["rows"]
+    with pytest.raises(ValueError, match="trained on the 'rnd' data"):
+        extract("walker-run", run_dir / "critic_20.pt", 0, 5, "smoke", ["gauss_bc"], tmp_path / "x", data, "cpu", 1,
+                progress=False, w_values=(0.0,), eval_max_steps=5)
+    out = extract("walker-run", run_dir / "critic_20.pt", 0, 5, {"preset": "smoke", "data": "rnd"}, ["gauss_bc"],
+                  tmp_path / "x", data, "cpu", 1, progress=False, w_values=(0.0,), eval_max_steps=5)
+    assert out["data"] == "rnd" and (tmp_path / "x" / "walker-run" / "expectile0.9_rnd_critic_20").is_dir()
