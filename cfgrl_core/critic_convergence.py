@@ -271,8 +271,8 @@ def main(argv=None):
         parse_task(args.task)
         default_device(args.device)
         if args.labels:
-            data = args.data or resolve_config({"preset": args.preset})["data"]
-            run_dir = critic_run_dir(args.out, args.task, args.expectile, args.seed, data)
+            run_dir = critic_run_dir(args.out, args.task, args.expectile, args.seed,
+                                     _config(args.preset, args.data)["data"])
             r = label_stability(args.task, run_dir, args.labels, args.preset, args.data_root, args.device,
                                 args.threads, data=args.data)
             print(json.dumps({"task": r["task"], "last": r["rows"][-1]["averaged"]}))

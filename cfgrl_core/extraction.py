@@ -176,12 +176,12 @@ def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, dev
     critic = critics[0] if len(critics) == 1 else AveragedCritic(critics)
     critic_path = critic_paths[-1]
     label = "+".join(p.stem.removeprefix("critic_") for p in critic_paths)
-    run_dir = Path(out) / task / f"{critic_path.parent.parent.name}_critic_{label}" / f"seed{seed}"
-    run_dir.mkdir(parents=True, exist_ok=True)
     made_on = critic_data(critic_path)
     if made_on != cfg["data"]:
         raise ValueError(f"{critic_path} was trained on the {made_on!r} data; this extraction reads the "
                          f"{cfg['data']!r} data (pass --data {made_on})")
+    run_dir = Path(out) / task / f"{critic_path.parent.parent.name}_critic_{label}" / f"seed{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
     root = ensure_dataset(domain, cfg["dataset"], data_root, progress=progress, method=cfg["data"])
     data = load_dataset(root, domain, cfg["data"], task_name, episodes=SIZES[cfg["dataset"]], progress=progress)
     D = {k: torch.as_tensor(data[k], device=device) for k in ("observations", "actions")}
