@@ -39,7 +39,7 @@ from .checkpoint import (CheckpointError, atomic_write_text, load_module, module
 from .collect import RECIPES, SIZES, ensure_dataset
 from .dataset import load_dataset
 from .envs import parse_task
-from .evaluate import evaluate
+from .evaluate import evaluate_sharded
 from .networks import default_device, default_threads, torch_threads
 from .provenance import provenance
 from .run import choose_on_validation, episode_seeds, resolve_config, trained_actors, write_back
@@ -153,23 +153,26 @@ def critic_data(critic_path) -> str:
 def extract(task: str, critic_path, seed: int = 0, steps: int = 25_000, preset: str = "book", names=None,
             out="runs/extraction", data_root=None, device=None, threads: int | None = None,
             progress: bool = True, w_values=W_VALUES, eval_max_steps: int | None = None,
-            episodes: dict | None = None) -> dict:
+            episodes: dict | None = None, eval_workers: int = 1) -> dict:
     """Train (or continue) the actors to ``steps`` on the frozen critic, then evaluate them at ``w_values``; returns
     the results. ``episodes={"val": n, "test": m}`` overrides the preset's episode counts; ``eval_max_steps`` cuts
-    evaluation episodes short (tests only)."""
+    evaluation episodes short (tests only); ``eval_workers`` processes share the evaluation episodes
+    (:func:`~cfgrl_core.evaluate.evaluate_sharded`: same episodes, other sampling noise, so it is recorded)."""
     with torch_threads(default_threads(threads)):
         paths = [Path(p) for p in (critic_path if isinstance(critic_path, (list, tuple)) else [critic_path])]
         return _extract(task, paths, seed, steps, preset, names, out, data_root, device, progress,
-                        w_values, eval_max_steps, episodes)
+                        w_values, eval_max_steps, episodes, eval_workers)
 
 
 def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, device, progress, w_values,
-             eval_max_steps, episodes):
+             eval_max_steps, episodes, eval_workers):
     domain, task_name = parse_task(task)
     cfg = resolve_config(preset if isinstance(preset, dict) else {"preset": preset})
     n_episodes = {"val": cfg["val_episodes"], "test": cfg["test_episodes"], **(episodes or {})}
     if any(not isinstance(v, int) or v < 1 for v in n_episodes.values()):
         raise ValueError(f"episode counts must be integers >= 1, got {n_episodes}")
+    if not isinstance(eval_workers, int) or eval_workers < 1:
+        raise ValueError(f"eval_workers must be an integer >= 1, got {eval_workers!r}")
     started_with = provenance()
     device = default_device(device)
     critics = [load_module(p, "iql_critic", device) for p in critic_paths]
@@ -245,9 +248,10 @@ def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, dev
     rows = evaluation_settings(actors, w_values)
     returns = {}
     for split in ("val", "test"):
-        r = evaluate(settings_actor(actors, rows, seed), domain, task_name, len(rows),
-                     episode_seeds(split, seed, n_episodes[split]), progress=progress,
-                     max_steps=eval_max_steps)
+        # shard k samples from its own stream (seed + 100003 k); one worker is the single-process evaluation
+        r = evaluate_sharded(lambda k: settings_actor(actors, rows, seed + 100_003 * k), domain, task_name, len(rows),
+                             episode_seeds(split, seed, n_episodes[split]), workers=eval_workers,
+                             progress=progress, max_steps=eval_max_steps)
         returns[split] = r
     table = {}
     for i, row in enumerate(rows):
@@ -266,7 +270,7 @@ def _extract(task, critic_paths, seed, steps, preset, names, out, data_root, dev
     results = {"task": task, "seed": seed, "steps": steps, "critic": [str(p) for p in critic_paths], "preset": preset,
                "data": cfg["data"],
                "batch_size": cfg["batch_size"], "actors": {k: a.config for k, a in actors.items()},
-               "episodes": n_episodes, "mean_of_k": MEAN_OF,
+               "episodes": n_episodes, "mean_of_k": MEAN_OF, "eval_workers": eval_workers,
                "eval_max_steps": eval_max_steps,
                "train_wall_s": round(state["wall_s"], 1), "eval_wall_s": round(time.time() - t0, 1),
                "compile": cfg["compile"], "batched": cfg["batched"], "threads": torch.get_num_threads(), "device": str(device),
@@ -298,6 +302,9 @@ def main(argv=None):
     p.add_argument("--data-root", default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=positive_int, default=None)
+    p.add_argument("--eval-workers", type=positive_int, default=1,
+                   help="processes sharing the evaluation episodes (the physics runs on one core per process; "
+                        "same episodes, other sampling noise)")
     args = p.parse_args(argv)
     with user_errors(p):
         parse_task(args.task)
@@ -308,7 +315,8 @@ def main(argv=None):
         episodes = {k: v for k, v in (("val", args.val_episodes), ("test", args.test_episodes)) if v}
         preset = {"preset": args.preset, "data": args.data} if args.data else args.preset
         r = extract(args.task, args.critic, args.seed, args.steps, preset, args.actors, args.out,
-                    args.data_root, args.device, args.threads, episodes=episodes)
+                    args.data_root, args.device, args.threads, episodes=episodes,
+                    eval_workers=args.eval_workers)
         for key, s in r["summary"].items():
             print(f"{key:32s} chosen {s['chosen']:>5s}  test {s['test_mean']:7.1f}  best-on-test {s['best_test_mean']:7.1f}")
 

@@ -390,3 +390,33 @@ def plot_budget(files: dict[str, list[dict]], keys=("flow_binary | sample", "flo
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=7, loc="best")
     return fig
+
+
+def plot_budget_sweeps(files: dict[str, list[dict]], ws=("0", "1", "1.5", "3", "10", "30"),
+                       gaussians=("awr_T1 | mean", "awr_T3 | mean", "awr_T10 | mean", "gauss_bc | mean"), fig=None):
+    """Per task, two panels against actor steps (one run continued to several budgets): the CFGRL flow sampled at each
+    ``w`` (its whole sweep, not one chosen setting) and the Gaussians by their mean action (AWR at each T, Gaussian
+    BC). Points are mean test returns; bars ±1 SE over test episodes."""
+    import matplotlib.pyplot as plt
+
+    if fig is None:
+        fig = plt.figure(figsize=(10.4, 3.4 * len(files)), layout="constrained")
+    axes = fig.subplots(len(files), 2, squeeze=False)
+    for (left, right), (task, runs) in zip(axes, files.items()):
+        runs = sorted(runs, key=lambda r: r["steps"])
+        steps = [r["steps"] / 1000 for r in runs]
+        cmap = plt.get_cmap("viridis")
+        for i, w in enumerate(ws):
+            ret = [test_returns(r, "flow_binary | sample", w) for r in runs]
+            left.errorbar(steps, [x.mean() for x in ret], [x.std(ddof=1) / math.sqrt(len(x)) for x in ret],
+                          fmt="o-", ms=4, capsize=2, color=cmap(i / max(1, len(ws) - 1)), label=f"w = {w}")
+        for i, key in enumerate(gaussians):
+            ret = [test_returns(r, key, "-") for r in runs]
+            right.errorbar(steps, [x.mean() for x in ret], [x.std(ddof=1) / math.sqrt(len(x)) for x in ret],
+                           fmt="s--", ms=4, capsize=2, color=f"C{i}", label=key.removesuffix(" | mean"))
+        for ax, what in ((left, "CFGRL flow, sampled, per w"), (right, "Gaussians, mean action")):
+            ax.set(title=f"{task}: {what}", xlabel="actor steps (k)", ylabel="test return", xscale="log")
+            ax.set_xticks(steps, [f"{s:g}" for s in steps])
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="best")
+    return fig

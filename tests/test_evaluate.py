@@ -54,3 +54,42 @@ def test_evaluation_in_chunks_keeps_every_episode_in_its_place():
     whole = evaluate(act, "cheetah", "run", 3, [1, 2, 3], max_steps=15)
     chunked = evaluate(act, "cheetah", "run", 3, [1, 2, 3], max_steps=15, max_envs=4)
     assert whole.shape == (3, 3) and np.array_equal(whole, chunked)
+
+
+def test_sharded_evaluation_keeps_every_episode_in_its_place_and_gives_each_shard_its_stream():
+    """Two forked workers return the one-process returns of a deterministic policy, in seed order; ``make_act`` is
+    called once per shard with the shard's index; one worker is exactly ``evaluate(make_act(0), ...)``."""
+    from cfgrl_core.evaluate import evaluate_sharded
+
+    def make_act(shard):
+        def act(obs, setting):      # a constant action per setting, the same in every shard
+            return torch.stack([torch.full((6,), 0.5 * float(s) - 0.5) for s in setting])
+        return act
+
+    one = evaluate(make_act(0), "cheetah", "run", 3, [1, 2, 3], max_steps=15)
+    assert np.array_equal(evaluate_sharded(make_act, "cheetah", "run", 3, [1, 2, 3], workers=1, max_steps=15), one)
+    two = evaluate_sharded(make_act, "cheetah", "run", 3, [1, 2, 3], workers=2, max_steps=15)
+    assert two.shape == (3, 3) and np.array_equal(two, one)
+
+    def noisy(shard):               # a random action from a stream seeded by the shard
+        g = torch.Generator().manual_seed(shard)
+        return lambda obs, setting: torch.rand(len(setting), 6, generator=g) * 2 - 1
+
+    a = evaluate_sharded(noisy, "cheetah", "run", 1, [5, 5], workers=2, max_steps=30)
+    assert a[0, 0] != a[0, 1]       # same seed (same initial state), other shard: other noise
+
+
+def test_sharded_evaluation_reports_a_failing_worker():
+    import pytest
+
+    from cfgrl_core.evaluate import evaluate_sharded
+
+    def make_act(shard):
+        if shard == 1:
+            raise KeyError("shard one is broken")
+        return lambda obs, setting: torch.zeros(len(setting), 6)
+
+    with pytest.raises(RuntimeError, match=r"(?s)worker 1 failed.*shard one is broken"):
+        evaluate_sharded(make_act, "cheetah", "run", 1, [1, 2], workers=2, max_steps=5)
+    with pytest.raises(ValueError, match="workers"):
+        evaluate_sharded(make_act, "cheetah", "run", 1, [1, 2], workers=0)
