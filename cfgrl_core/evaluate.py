@@ -72,7 +72,7 @@ def evaluate_sharded(make_act, domain: str, task: str, num_settings: int, seeds,
                      progress: bool = False, max_steps: int | None = None, max_envs: int = MAX_ENVS):
     """:func:`evaluate` with the episode seeds split into ``workers`` contiguous shards, each stepped by its own
     process with one torch thread. The simulators are stepped one by one in Python on one core, so on a 2-core machine
-    two shards take about half the time of one.
+    two shards finish sooner than one (by how much: ``extraction``'s files record their ``eval_wall_s``).
 
     ``make_act(shard) -> act`` builds shard ``shard``'s ``act`` inside the process that runs it (shards are forked
     from this one, so ``make_act`` may close over anything), which lets each shard draw its own random numbers. With
@@ -83,6 +83,8 @@ def evaluate_sharded(make_act, domain: str, task: str, num_settings: int, seeds,
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     workers = min(workers, len(seeds)) if seeds else 1
+    if workers > 1 and torch.cuda.is_initialized():
+        raise ValueError("evaluation workers are forked processes, which cannot use CUDA: use one worker on a GPU")
     if workers == 1:
         return evaluate(make_act(0), domain, task, num_settings, seeds, progress, max_steps=max_steps,
                         max_envs=max_envs)

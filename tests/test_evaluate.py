@@ -93,3 +93,13 @@ def test_sharded_evaluation_reports_a_failing_worker():
         evaluate_sharded(make_act, "cheetah", "run", 1, [1, 2], workers=2, max_steps=5)
     with pytest.raises(ValueError, match="workers"):
         evaluate_sharded(make_act, "cheetah", "run", 1, [1, 2], workers=0)
+
+
+def test_sharded_evaluation_refuses_forked_workers_once_cuda_is_in_use(monkeypatch):
+    import pytest
+
+    from cfgrl_core.evaluate import evaluate_sharded
+
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    with pytest.raises(ValueError, match="cannot use CUDA"):
+        evaluate_sharded(lambda k: None, "cheetah", "run", 1, [1, 2], workers=2)

@@ -178,6 +178,18 @@ def test_batched_extraction_continues_a_budget_like_one_straight_run(tmp_path):
     continued = extract("cheetah-run", critic, 0, 12, preset, names, tmp_path / "r", data, "cpu", 1, **kw)
     assert continued["batched"] is True and continued["returns"] == straight["returns"]
     assert continued["log"] == straight["log"]
+    # the evaluation shared by two forked workers: every row and episode is there, deterministic rows unchanged
+    shared = extract("cheetah-run", critic, 0, 12, preset, names, tmp_path / "r", data, "cpu", 1, **kw,
+                     eval_workers=2)
+    assert shared["eval_workers"] == 2 and straight["eval_workers"] == 1
+    for actor, modes in straight["returns"].items():
+        for mode, splits in modes.items():
+            for split, by_w in splits.items():
+                assert {w: len(v) for w, v in shared["returns"][actor][mode][split].items()} == \
+                    {w: len(v) for w, v in by_w.items()}
+    for split in ("val", "test"):   # other batch sizes per forward pass: equal up to float rounding
+        assert np.allclose(shared["returns"]["gauss_bc"]["mean"][split]["-"],
+                           straight["returns"]["gauss_bc"]["mean"][split]["-"], rtol=1e-4)
 
 
 def test_the_seed_rule_uses_a_t_interval_over_seeds():
