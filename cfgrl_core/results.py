@@ -406,11 +406,13 @@ def plot_budget_sweeps(files: dict[str, list[dict]], ws=("0", "1", "1.5", "3", "
         runs = sorted(runs, key=lambda r: r["steps"])
         steps = [r["steps"] / 1000 for r in runs]
         cmap = plt.get_cmap("viridis")
-        for i, w in enumerate(ws):
+        swept = runs[0]["returns"]["flow_binary"]["sample"]["test"]
+        ws_here = [w for w in ws if w in swept] or list(swept)      # smoke runs sweep fewer w
+        for i, w in enumerate(ws_here):
             ret = [test_returns(r, "flow_binary | sample", w) for r in runs]
             left.errorbar(steps, [x.mean() for x in ret], [x.std(ddof=1) / math.sqrt(len(x)) for x in ret],
-                          fmt="o-", ms=4, capsize=2, color=cmap(i / max(1, len(ws) - 1)), label=f"w = {w}")
-        for i, key in enumerate(gaussians):
+                          fmt="o-", ms=4, capsize=2, color=cmap(i / max(1, len(ws_here) - 1)), label=f"w = {w}")
+        for i, key in enumerate(k for k in gaussians if k in runs[0]["summary"]):
             ret = [test_returns(r, key, "-") for r in runs]
             right.errorbar(steps, [x.mean() for x in ret], [x.std(ddof=1) / math.sqrt(len(x)) for x in ret],
                            fmt="s--", ms=4, capsize=2, color=f"C{i}", label=key.removesuffix(" | mean"))

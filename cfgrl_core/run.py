@@ -318,14 +318,22 @@ def main(argv=None):
     p.add_argument("--dataset", default=None, choices=sorted(SIZES),
                    help=f"named dataset size {SIZES} (default: the preset's; 'full' is ExORL's 1M transitions)")
     p.add_argument("--no-collect", action="store_true", help="fail if the dataset is missing instead of making it")
+    p.add_argument("--schedule", default=None, choices=SCHEDULES, help="frozen or joint (default: the preset's)")
+    p.add_argument("--critic-steps", type=positive_int, default=None, help="default: the preset's")
+    p.add_argument("--actor-steps", type=positive_int, default=None,
+                   help="default: the preset's (joint: give both, equal)")
+    p.add_argument("--w-values", type=float, nargs="+", default=None, help="guidance weights to evaluate")
     args = p.parse_args(argv)
     with user_errors(p):
         parse_task(args.task)          # checked before any work starts
         default_device(args.device)
         threads = default_threads(args.threads)
+        overrides = {k: v for k, v in (("data", args.data), ("dataset", args.dataset), ("schedule", args.schedule),
+                                       ("critic_steps", args.critic_steps), ("actor_steps", args.actor_steps),
+                                       ("w_values", args.w_values)) if v is not None}
+        config = {"preset": args.config, **overrides} if overrides else args.config
+        resolve_config(config)          # a bad combination fails before any work
         for seed in args.seeds:
-            overrides = {k: v for k, v in (("data", args.data), ("dataset", args.dataset)) if v is not None}
-            config = {"preset": args.config, **overrides} if overrides else args.config
             r = run(args.task, seed, config, args.out, args.data_root, args.device,
                     collect_missing=not args.no_collect, threads=threads)
             print(json.dumps(r["headline"]))
