@@ -387,6 +387,7 @@ def plot_budget(files: dict[str, list[dict]], keys=("flow_binary | sample", "flo
                         fmt="o-" if key.startswith("flow") else "s--", ms=4, capsize=2, label=key, color=f"C{i}")
         ax.set(title=task, xlabel="actor steps (k)", ylabel="test return", xscale="log")
         ax.set_xticks(steps, [f"{s:g}" for s in steps])
+        ax.minorticks_off()
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=7, loc="best")
     return fig
@@ -419,6 +420,7 @@ def plot_budget_sweeps(files: dict[str, list[dict]], ws=("0", "1", "1.5", "3", "
         for ax, what in ((left, "CFGRL flow, sampled, per w"), (right, "Gaussians, mean action")):
             ax.set(title=f"{task}: {what}", xlabel="actor steps (k)", ylabel="test return", xscale="log")
             ax.set_xticks(steps, [f"{s:g}" for s in steps])
+            ax.minorticks_off()
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, loc="best")
     return fig
