@@ -368,6 +368,11 @@ def over_seeds(diffs, min_seeds: int = 3) -> dict:
     return {"mean": mean, "half_width": half, "n": int(d.size), "verdict": verdict}
 
 
+def _means_and_ses(returns) -> tuple[list, list]:
+    """Means and standard errors (±1 SE over episodes) of several sets of test returns, for error bars."""
+    return [x.mean() for x in returns], [x.std(ddof=1) / math.sqrt(len(x)) for x in returns]
+
+
 def plot_budget(files: dict[str, list[dict]], keys=("flow_binary | sample", "flow_exp_T3 | sample",
                                                      "awr_T1 | mean", "awr_T3 | mean", "awr_T10 | mean",
                                                      "gauss_bc | mean", "gauss_binary | mean"), fig=None):
@@ -382,8 +387,7 @@ def plot_budget(files: dict[str, list[dict]], keys=("flow_binary | sample", "flo
         runs = sorted(runs, key=lambda r: r["steps"])
         steps = [r["steps"] / 1000 for r in runs]
         for i, key in enumerate(k for k in keys if k in runs[0]["summary"]):
-            ret = [test_returns(r, key) for r in runs]
-            ax.errorbar(steps, [x.mean() for x in ret], [x.std(ddof=1) / math.sqrt(len(x)) for x in ret],
+            ax.errorbar(steps, *_means_and_ses([test_returns(r, key) for r in runs]),
                         fmt="o-" if key.startswith("flow") else "s--", ms=4, capsize=2, label=key, color=f"C{i}")
         ax.set(title=task, xlabel="actor steps (k)", ylabel="test return", xscale="log")
         ax.set_xticks(steps, [f"{s:g}" for s in steps])
@@ -403,19 +407,17 @@ def plot_budget_sweeps(files: dict[str, list[dict]], ws=("0", "1", "1.5", "3", "
     if fig is None:
         fig = plt.figure(figsize=(10.4, 3.4 * len(files)), layout="constrained")
     axes = fig.subplots(len(files), 2, squeeze=False)
+    cmap = plt.get_cmap("viridis")
     for (left, right), (task, runs) in zip(axes, files.items()):
         runs = sorted(runs, key=lambda r: r["steps"])
         steps = [r["steps"] / 1000 for r in runs]
-        cmap = plt.get_cmap("viridis")
         swept = runs[0]["returns"]["flow_binary"]["sample"]["test"]
         ws_here = [w for w in ws if w in swept] or list(swept)      # smoke runs sweep fewer w
         for i, w in enumerate(ws_here):
-            ret = [test_returns(r, "flow_binary | sample", w) for r in runs]
-            left.errorbar(steps, [x.mean() for x in ret], [x.std(ddof=1) / math.sqrt(len(x)) for x in ret],
+            left.errorbar(steps, *_means_and_ses([test_returns(r, "flow_binary | sample", w) for r in runs]),
                           fmt="o-", ms=4, capsize=2, color=cmap(i / max(1, len(ws_here) - 1)), label=f"w = {w}")
         for i, key in enumerate(k for k in gaussians if k in runs[0]["summary"]):
-            ret = [test_returns(r, key, "-") for r in runs]
-            right.errorbar(steps, [x.mean() for x in ret], [x.std(ddof=1) / math.sqrt(len(x)) for x in ret],
+            right.errorbar(steps, *_means_and_ses([test_returns(r, key, "-") for r in runs]),
                            fmt="s--", ms=4, capsize=2, color=f"C{i}", label=key.removesuffix(" | mean"))
         for ax, what in ((left, "CFGRL flow, sampled, per w"), (right, "Gaussians, mean action")):
             ax.set(title=f"{task}: {what}", xlabel="actor steps (k)", ylabel="test return", xscale="log")
