@@ -218,6 +218,8 @@ def ablation_table(results: dict[str, list[dict]], ablations: dict[str, list[dic
 
 # ------------------------------------------------------------------------------ chapter 4's investigation
 INVESTIGATION = Path(__file__).parent / "assets" / "results" / "investigation"
+#: the same protocol on the ``rnd`` exploration data (chapter 4, "On exploration data"), kept apart from the above
+INVESTIGATION_RND = INVESTIGATION.parent / "investigation_rnd"
 
 
 def load_investigation(kind: str, root=INVESTIGATION) -> dict[str, dict]:
@@ -425,4 +427,40 @@ def plot_budget_sweeps(files: dict[str, list[dict]], ws=("0", "1", "1.5", "3", "
             ax.minorticks_off()
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, loc="best")
+    return fig
+
+
+def w_sweep_over_seeds(files: dict[int, dict], key: str = "flow_binary | sample") -> dict[str, list[float]]:
+    """``{w: [mean test return at w on each seed]}`` of one flow row over seeds' extraction files (the whole sweep,
+    not the validation-chosen ``w``); only the ``w`` every file evaluated."""
+    actor, mode = key.split(" | ")
+    sweeps = [r["returns"][actor][mode]["test"] for r in files.values()]
+    return {w: [float(np.mean(s[w])) for s in sweeps] for w in sweeps[0] if all(w in s for s in sweeps)}
+
+
+def plot_recipes(sweeps: dict[str, dict[str, dict[str, list[float]]]], levels: dict[str, dict[str, list[float]]],
+                 fig=None):
+    """Per task, the CFGRL flow's test return against ``w`` for each dataset recipe: ``sweeps[task][recipe]`` is
+    :func:`w_sweep_over_seeds`'s output, ``levels[task][recipe]`` one reference row's per-seed returns (drawn as a
+    dashed level, the same colour). Points are means over seeds; bars and bands ±1 SE over seeds."""
+    import matplotlib.pyplot as plt
+
+    if fig is None:
+        fig = plt.figure(figsize=(5.2 * len(sweeps), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(sweeps), squeeze=False)[0]
+    for ax, (task, per_recipe) in zip(axes, sweeps.items()):
+        for i, (recipe, sweep) in enumerate(per_recipe.items()):
+            ws = list(sweep)
+            x = np.arange(len(ws))
+            m = np.array([np.mean(v) for v in sweep.values()])
+            se = np.array([np.std(v, ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0.0 for v in sweep.values()])
+            ax.errorbar(x, m, se, fmt="o-", ms=4, capsize=2, color=f"C{i}", label=f"CFGRL, {recipe}")
+            lv = np.asarray(levels[task][recipe], float)
+            lse = lv.std(ddof=1) / math.sqrt(lv.size) if lv.size > 1 else 0.0
+            ax.axhline(lv.mean(), ls="--", color=f"C{i}", label=f"best AWR (mean), {recipe}")
+            ax.axhspan(lv.mean() - lse, lv.mean() + lse, color=f"C{i}", alpha=0.12, lw=0)
+            ax.set_xticks(x, ws)
+        ax.set(title=task, xlabel="guidance weight w", ylabel="test return (mean over seeds)")
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=7, loc="best")
     return fig
