@@ -232,3 +232,27 @@ def test_investigation_on_the_rnd_recipe_lives_apart_and_refuses_mixed_data(tmp_
     out = extract("walker-run", run_dir / "critic_20.pt", 0, 5, {"preset": "smoke", "data": "rnd"}, ["gauss_bc"],
                   tmp_path / "x", data, "cpu", 1, progress=False, w_values=(0.0,), eval_max_steps=5)
     assert out["data"] == "rnd" and (tmp_path / "x" / "walker-run" / "expectile0.9_rnd_critic_20").is_dir()
+
+
+def test_w_sweeps_over_seeds_and_the_recipe_figure():
+    """Chapter 4's rnd section: one flow row's whole w sweep per seed (only the w every seed evaluated), and a figure
+    with one line and one dashed reference level per dataset recipe."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from cfgrl_core.results import INVESTIGATION, INVESTIGATION_RND, plot_recipes, w_sweep_over_seeds
+
+    def run(test):
+        return {"returns": {"flow_binary": {"sample": {"test": test}}}}
+
+    files = {0: run({"0": [1.0, 3.0], "1": [10.0, 20.0], "3": [7.0, 7.0]}),
+             1: run({"0": [5.0, 5.0], "1": [30.0, 30.0]})}
+    sweep = w_sweep_over_seeds(files)
+    assert sweep == {"0": [2.0, 5.0], "1": [15.0, 30.0]}          # w = 3 is missing on seed 1
+    fig = plot_recipes({"walker-run": {"td3_snapshots": sweep, "rnd": {"0": [1.0, 2.0], "1": [4.0, 6.0]}}},
+                       {"walker-run": {"td3_snapshots": [20.0, 24.0], "rnd": [3.0, 5.0]}})
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.lines if not line.get_label().startswith("_")] == [
+        "best AWR (mean), td3_snapshots", "best AWR (mean), rnd"]
+    assert np.allclose(ax.lines[0].get_ydata(), [3.5, 22.5])     # the first recipe's means over seeds
+    assert INVESTIGATION_RND.parent == INVESTIGATION.parent and INVESTIGATION_RND != INVESTIGATION
