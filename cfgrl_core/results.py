@@ -438,6 +438,12 @@ def w_sweep_over_seeds(files: dict[int, dict], key: str = "flow_binary | sample"
     return {w: [float(np.mean(s[w])) for s in sweeps] for w in sweeps[0] if all(w in s for s in sweeps)}
 
 
+def _mean_and_se_over_seeds(values) -> tuple[float, float]:
+    """Mean and ±1 SE over seeds of per-seed values (SE 0 for a single seed)."""
+    v = np.asarray(values, float)
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else 0.0
+
+
 def plot_recipes(sweeps: dict[str, dict[str, dict[str, list[float]]]], levels: dict[str, dict[str, list[float]]],
                  fig=None):
     """Per task, the CFGRL flow's test return against ``w`` for each dataset recipe: ``sweeps[task][recipe]`` is
@@ -452,13 +458,11 @@ def plot_recipes(sweeps: dict[str, dict[str, dict[str, list[float]]]], levels: d
         for i, (recipe, sweep) in enumerate(per_recipe.items()):
             ws = list(sweep)
             x = np.arange(len(ws))
-            m = np.array([np.mean(v) for v in sweep.values()])
-            se = np.array([np.std(v, ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0.0 for v in sweep.values()])
+            m, se = zip(*(_mean_and_se_over_seeds(v) for v in sweep.values()))
             ax.errorbar(x, m, se, fmt="o-", ms=4, capsize=2, color=f"C{i}", label=f"CFGRL, {recipe}")
-            lv = np.asarray(levels[task][recipe], float)
-            lse = lv.std(ddof=1) / math.sqrt(lv.size) if lv.size > 1 else 0.0
-            ax.axhline(lv.mean(), ls="--", color=f"C{i}", label=f"best AWR (mean), {recipe}")
-            ax.axhspan(lv.mean() - lse, lv.mean() + lse, color=f"C{i}", alpha=0.12, lw=0)
+            lm, lse = _mean_and_se_over_seeds(levels[task][recipe])
+            ax.axhline(lm, ls="--", color=f"C{i}", label=f"best AWR (mean), {recipe}")
+            ax.axhspan(lm - lse, lm + lse, color=f"C{i}", alpha=0.12, lw=0)
             ax.set_xticks(x, ws)
         ax.set(title=task, xlabel="guidance weight w", ylabel="test return (mean over seeds)")
         ax.grid(alpha=0.3)
