@@ -340,6 +340,15 @@ def test_returns(r: dict, key: str, w: str | None = None) -> np.ndarray:
     return np.asarray(r["returns"][actor][mode]["test"][w or r["summary"][key]["chosen"]], float)
 
 
+def best_awr(r: dict) -> str:
+    """The AWR row (``"awr_T<T> | mean"``, the mean action) whose mean validation return is highest: the temperature
+    chapter 4's tables report for an extraction file."""
+    keys = [k for k in r["summary"] if k.startswith("awr_") and k.endswith(" | mean")]
+    if not keys:
+        raise ValueError("this extraction file has no AWR rows evaluated by their mean action")
+    return max(keys, key=lambda k: np.mean(r["returns"][k.split(" | ")[0]]["mean"]["val"]["-"]))
+
+
 def separated(a, b) -> dict:
     """Chapter 4's decision rule for two sets of test returns: the difference of means, its standard error
     sqrt(s_a^2 / n_a + s_b^2 / n_b), and the verdict ``"above"``/``"below"`` when |diff| > 2 SE, else ``"not separated"``."""

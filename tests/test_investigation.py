@@ -136,7 +136,7 @@ def test_critic_settled_finds_the_first_calm_step():
 
 
 def test_decision_rule_and_publishing(tmp_path):
-    from cfgrl_core.results import publish_investigation, separated, test_returns
+    from cfgrl_core.results import best_awr, publish_investigation, separated, test_returns
 
     a, b = np.array([100.0, 110, 90, 105, 95]), np.array([50.0, 60, 40, 55, 45])
     s = separated(a, b)
@@ -148,6 +148,15 @@ def test_decision_rule_and_publishing(tmp_path):
          "returns": {"flow": {"sample": {"test": {"3": [1.0, 2.0], "0": [5.0, 5.0]}}}}}
     assert test_returns(r, "flow | sample").tolist() == [1.0, 2.0]
     assert test_returns(r, "flow | sample", "0").tolist() == [5.0, 5.0]
+    awr = {"summary": {"awr_T1 | mean": {}, "awr_T10 | mean": {}, "awr_T10 | sample": {}},
+           "returns": {"awr_T1": {"mean": {"val": {"-": [3.0, 5.0]}}},
+                       "awr_T10": {"mean": {"val": {"-": [4.0, 6.0]}},
+                                   "sample": {"val": {"-": [90.0, 90.0]}}}}}
+    assert best_awr(awr) == "awr_T10 | mean"      # validation, mean action only
+    awr["returns"]["awr_T1"]["mean"]["val"]["-"] = [7.0, 5.0]
+    assert best_awr(awr) == "awr_T1 | mean"
+    with pytest.raises(ValueError, match="no AWR rows"):
+        best_awr(r)
 
     critic = tmp_path / "critic" / "walker-run" / "expectile0.9" / "seed0"
     critic.mkdir(parents=True)
