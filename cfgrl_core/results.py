@@ -359,6 +359,38 @@ def separated(a, b) -> dict:
     return {"diff": diff, "se": se, "verdict": verdict}
 
 
+def schedule_comparison(joint: dict, frozen: dict, temperatures=("1", "3", "10")) -> dict:
+    """Chapter 4's H10: a runner results file trained with the ``joint`` schedule against an extraction file trained
+    for the same steps on a frozen critic (same task and seed).
+
+    Each side's CFGRL is the sampled flow at its validation-chosen w; each side's best AWR is the mean action at the
+    validation-chosen T among ``temperatures`` (the frozen files' set). Returns the chosen settings and, by the 2-SE
+    rule of :func:`separated`: ``"cfgrl"`` (H10a, joint − frozen), ``"awr"`` (H10b), each schedule's gap CFGRL − best
+    AWR, and ``"gap_change"`` (H10c): joint gap − frozen gap, with SE sqrt(SE_joint² + SE_frozen²)."""
+    if joint["task"] != frozen["task"] or joint["seed"] != frozen["seed"]:
+        raise ValueError(f"schedule_comparison needs one task and seed, got {joint['task']} seed {joint['seed']} "
+                         f"and {frozen['task']} seed {frozen['seed']}")
+    allowed = {T: v for T, v in joint["awr_val"].items() if T in temperatures}
+    if not allowed:
+        raise ValueError(f"the joint file has none of the AWR temperatures {list(temperatures)}")
+    joint_T = choose_on_validation(allowed)
+    joint_w = choose_on_validation(joint["cfgrl_val"])
+    cfgrl = {"joint": joint["cfgrl_test"][joint_w], "frozen": test_returns(frozen, "flow_binary | sample")}
+    frozen_awr = best_awr(frozen)
+    awr = {"joint": joint["awr_test"][joint_T], "frozen": test_returns(frozen, frozen_awr)}
+    gaps = {s: separated(cfgrl[s], awr[s]) for s in ("joint", "frozen")}
+    change = gaps["joint"]["diff"] - gaps["frozen"]["diff"]
+    se = math.sqrt(gaps["joint"]["se"] ** 2 + gaps["frozen"]["se"] ** 2)
+    verdict = "not separated" if abs(change) <= 2 * se else ("above" if change > 0 else "below")
+    return {"joint_w": joint_w, "joint_T": joint_T, "frozen_w": frozen["summary"]["flow_binary | sample"]["chosen"],
+            "frozen_T": frozen_awr.split(" | ")[0].removeprefix("awr_T"),
+            "cfgrl": separated(cfgrl["joint"], cfgrl["frozen"]), "awr": separated(awr["joint"], awr["frozen"]),
+            "joint_gap": gaps["joint"], "frozen_gap": gaps["frozen"],
+            "gap_change": {"diff": change, "se": se, "verdict": verdict},
+            "means": {f"{k} {s}": float(np.mean(v[s])) for k, v in (("cfgrl", cfgrl), ("awr", awr))
+                      for s in ("joint", "frozen")}}
+
+
 def over_seeds(diffs, min_seeds: int = 3) -> dict:
     """Chapter 4's rule with the seed as the unit of evidence: per-seed differences A − B (each a difference of mean
     test returns) give their mean, the half-width of its 95% Student-t interval (n − 1 degrees of freedom) and the
