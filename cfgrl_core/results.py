@@ -349,30 +349,41 @@ def best_awr(r: dict) -> str:
     return max(keys, key=lambda k: np.mean(r["returns"][k.split(" | ")[0]]["mean"]["val"]["-"]))
 
 
+def _two_se(diff: float, se: float) -> str:
+    return "not separated" if abs(diff) <= 2 * se else ("above" if diff > 0 else "below")
+
+
 def separated(a, b) -> dict:
     """Chapter 4's decision rule for two sets of test returns: the difference of means, its standard error
     sqrt(s_a^2 / n_a + s_b^2 / n_b), and the verdict ``"above"``/``"below"`` when |diff| > 2 SE, else ``"not separated"``."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     diff = float(a.mean() - b.mean())
     se = float(math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
-    verdict = "not separated" if abs(diff) <= 2 * se else ("above" if diff > 0 else "below")
-    return {"diff": diff, "se": se, "verdict": verdict}
+    return {"diff": diff, "se": se, "verdict": _two_se(diff, se)}
 
 
-def schedule_comparison(joint: dict, frozen: dict, temperatures=("1", "3", "10")) -> dict:
+def schedule_comparison(joint: dict, frozen: dict) -> dict:
     """Chapter 4's H10: a runner results file trained with the ``joint`` schedule against an extraction file trained
-    for the same steps on a frozen critic (same task and seed).
+    for the same steps on a frozen critic (same task, seed, data and w values).
 
     Each side's CFGRL is the sampled flow at its validation-chosen w; each side's best AWR is the mean action at the
-    validation-chosen T among ``temperatures`` (the frozen files' set). Returns the chosen settings and, by the 2-SE
-    rule of :func:`separated`: ``"cfgrl"`` (H10a, joint − frozen), ``"awr"`` (H10b), each schedule's gap CFGRL − best
-    AWR, and ``"gap_change"`` (H10c): joint gap − frozen gap, with SE sqrt(SE_joint² + SE_frozen²)."""
-    if joint["task"] != frozen["task"] or joint["seed"] != frozen["seed"]:
+    validation-chosen T among the frozen file's temperatures (the joint run may train more; they are shown, not
+    chosen). The two sides may have different numbers of test episodes (the runner's ``book`` preset: 10, the
+    extraction files: 20); :func:`separated` does not pair them. Returns the chosen settings and, by the 2-SE rule:
+    ``"cfgrl"`` (H10a, joint − frozen), ``"awr"`` (H10b), each schedule's gap CFGRL − best AWR, and ``"gap_change"``
+    (H10c): joint gap − frozen gap, with SE sqrt(SE_joint² + SE_frozen²)."""
+    if (joint["task"], joint["seed"]) != (frozen["task"], frozen["seed"]):
         raise ValueError(f"schedule_comparison needs one task and seed, got {joint['task']} seed {joint['seed']} "
                          f"and {frozen['task']} seed {frozen['seed']}")
+    frozen_ws = set(frozen["returns"]["flow_binary"]["sample"]["val"])
+    if set(joint["cfgrl_val"]) != frozen_ws:
+        raise ValueError(f"the joint run's w values {sorted(joint['cfgrl_val'], key=float)} differ from the "
+                         f"frozen file's {sorted(frozen_ws, key=float)}")
+    temperatures = [k.split(" | ")[0].removeprefix("awr_T") for k in frozen["summary"]
+                    if k.startswith("awr_") and k.endswith(" | mean")]
     allowed = {T: v for T, v in joint["awr_val"].items() if T in temperatures}
-    if not allowed:
-        raise ValueError(f"the joint file has none of the AWR temperatures {list(temperatures)}")
+    if set(allowed) != set(temperatures):
+        raise ValueError(f"the joint run lacks AWR temperatures of the frozen file: {sorted(temperatures)}")
     joint_T = choose_on_validation(allowed)
     joint_w = choose_on_validation(joint["cfgrl_val"])
     cfgrl = {"joint": joint["cfgrl_test"][joint_w], "frozen": test_returns(frozen, "flow_binary | sample")}
@@ -381,12 +392,11 @@ def schedule_comparison(joint: dict, frozen: dict, temperatures=("1", "3", "10")
     gaps = {s: separated(cfgrl[s], awr[s]) for s in ("joint", "frozen")}
     change = gaps["joint"]["diff"] - gaps["frozen"]["diff"]
     se = math.sqrt(gaps["joint"]["se"] ** 2 + gaps["frozen"]["se"] ** 2)
-    verdict = "not separated" if abs(change) <= 2 * se else ("above" if change > 0 else "below")
     return {"joint_w": joint_w, "joint_T": joint_T, "frozen_w": frozen["summary"]["flow_binary | sample"]["chosen"],
             "frozen_T": frozen_awr.split(" | ")[0].removeprefix("awr_T"),
             "cfgrl": separated(cfgrl["joint"], cfgrl["frozen"]), "awr": separated(awr["joint"], awr["frozen"]),
             "joint_gap": gaps["joint"], "frozen_gap": gaps["frozen"],
-            "gap_change": {"diff": change, "se": se, "verdict": verdict},
+            "gap_change": {"diff": change, "se": se, "verdict": _two_se(change, se)},
             "means": {f"{k} {s}": float(np.mean(v[s])) for k, v in (("cfgrl", cfgrl), ("awr", awr))
                       for s in ("joint", "frozen")}}
 

@@ -176,27 +176,30 @@ def test_schedule_comparison_reads_h10_from_a_joint_run_and_a_frozen_extraction(
     frozen = {"task": "cheetah-run", "seed": 2,
               "summary": {"flow_binary | sample": {"chosen": "3"}, "awr_T1 | mean": {"chosen": "-"},
                           "awr_T10 | mean": {"chosen": "-"}},
-              "returns": {"flow_binary": {"sample": {"test": {"3": [100.0, 120, 110, 90]}}},
+              "returns": {"flow_binary": {"sample": {"val": {"0": [1.0], "3": [9.0]},
+                                                     "test": {"3": [100.0, 120, 110, 90]}}},
                           "awr_T1": {"mean": {"val": {"-": [300.0]}, "test": {"-": [300.0, 320, 310, 290]}}},
                           "awr_T10": {"mean": {"val": {"-": [10.0]}, "test": {"-": [0.0, 0, 1, 2]}}}}}
     joint = {"task": "cheetah-run", "seed": 2,
-             "cfgrl_val": {"0": [5.0], "1": [50.0]}, "cfgrl_test": {"0": [0.0, 1], "1": [150.0, 170]},
-             # T = 30 is best on validation but outside the frozen set, so T = 3 is chosen
-             "awr_val": {"1": [1.0], "3": [9.0], "30": [99.0]},
-             "awr_test": {"1": [0.0, 2], "3": [200.0, 220], "30": [999.0, 999]}}
+             "cfgrl_val": {"0": [5.0], "3": [50.0]}, "cfgrl_test": {"0": [0.0, 1], "3": [150.0, 170]},
+             # T = 30 is best on validation but outside the frozen file's set, so T = 10 is chosen
+             "awr_val": {"1": [1.0], "10": [9.0], "30": [99.0]},
+             "awr_test": {"1": [0.0, 2], "10": [200.0, 220], "30": [999.0, 999]}}
     h = schedule_comparison(joint, frozen)
-    assert (h["joint_w"], h["joint_T"], h["frozen_w"], h["frozen_T"]) == ("1", "3", "3", "1")
+    assert (h["joint_w"], h["joint_T"], h["frozen_w"], h["frozen_T"]) == ("3", "10", "3", "1")
     assert h["cfgrl"]["diff"] == pytest.approx(160 - 105)
     assert h["awr"]["diff"] == pytest.approx(210 - 305) and h["awr"]["verdict"] == "below"
     assert h["joint_gap"]["diff"] == pytest.approx(-50) and h["frozen_gap"]["diff"] == pytest.approx(-200)
     se = np.hypot(h["joint_gap"]["se"], h["frozen_gap"]["se"])
     assert h["gap_change"]["diff"] == pytest.approx(150) and h["gap_change"]["se"] == pytest.approx(se)
-    assert h["gap_change"]["verdict"] == ("above" if 150 > 2 * se else "not separated")
+    assert h["gap_change"]["verdict"] == "above"       # 150 against an SE of about 17
     assert h["means"]["cfgrl joint"] == pytest.approx(160)
     with pytest.raises(ValueError, match="one task and seed"):
         schedule_comparison({**joint, "seed": 0}, frozen)
-    with pytest.raises(ValueError, match="none of the AWR temperatures"):
-        schedule_comparison({**joint, "awr_val": {"30": [1.0]}}, frozen)
+    with pytest.raises(ValueError, match="lacks AWR temperatures"):
+        schedule_comparison({**joint, "awr_val": {"10": [1.0], "30": [1.0]}}, frozen)
+    with pytest.raises(ValueError, match="w values"):
+        schedule_comparison({**joint, "cfgrl_val": {"0": [5.0], "1": [1.0], "3": [50.0]}}, frozen)
 
 
 def test_batched_extraction_continues_a_budget_like_one_straight_run(tmp_path):
