@@ -149,3 +149,27 @@ def test_compile_must_be_a_boolean():
     with pytest.raises(ValueError, match="compile must be true or false"):
         resolve_config({"compile": "yes"})
     assert resolve_config("smoke")["compile"] is False and resolve_config("book")["compile"] is True
+
+
+def test_book_preset_is_the_headline_recipe_and_book20k_made_the_first_results():
+    """``book`` trains what chapter 4's headline measures (the investigation's files: a 100k critic, 25k actor
+    steps, 20 test episodes, the official w sweep); ``book20k`` is the recipe of the committed first results."""
+    from cfgrl_core.extraction import W_VALUES
+    from cfgrl_core.results import load_investigation
+    from cfgrl_core.run import BOOK20K_RESULTS
+
+    book, first = resolve_config("book"), resolve_config("book20k")
+    assert (book["critic_steps"], book["actor_steps"], book["test_episodes"]) == (100_000, 25_000, 20)
+    assert book["w_values"] == list(W_VALUES) and book["val_episodes"] == 5
+    headline = [r for r in load_investigation("extraction").values() if r["steps"] == 25_000]
+    assert headline
+    for r in headline:
+        assert "critic_100000" in r["critic"][0] and r["episodes"] == {"val": 5, "test": 20}, r["critic"]
+        assert r["preset"] == "book" and r["batch_size"] == book["batch_size"]
+        assert r["actors"]["flow_binary"] == json.loads(json.dumps(book["cfgrl"])), r["task"]
+    for key in ("dataset", "schedule", "batch_size", "actor_steps", "temperatures", "critic", "cfgrl", "awr"):
+        assert book[key] == first[key], key
+    for path in sorted(BOOK20K_RESULTS.glob("*/seed?.json")):
+        cfg = json.loads(path.read_text())["config"]
+        assert (cfg["critic_steps"], cfg["actor_steps"], cfg["test_episodes"]) == (20_000, 25_000, 10), path
+        assert cfg["w_values"] == first["w_values"] and cfg["temperatures"] == first["temperatures"], path
