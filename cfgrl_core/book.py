@@ -40,7 +40,7 @@ def markdown_table(header, rows) -> str:
 
 
 def trained_run(task: str, path=None, dataset: str | None = None, with_data: bool = True, device="cpu") -> dict:
-    """A finished run's networks (:func:`cfgrl_core.checkpoint.load_trained`; default: the shipped ``book`` networks
+    """A finished run's networks (:func:`cfgrl_core.checkpoint.load_trained`; default: the shipped ``book20k`` networks
     of ``task``, seed 0) and the dataset they were trained on (``dataset`` overrides its size, e.g. ``"smoke"``;
     generated on first use). Returns the trained dict plus ``domain`` and ``task_name`` and, with ``with_data``,
     ``data_root`` and ``data`` (:func:`cfgrl_core.dataset.load_dataset`)."""

@@ -1,7 +1,7 @@
 """When has the critic converged, and are its labels signal or noise? (chapter 4's investigation, issue #11 item 3)
 
-Trains one IQL critic (the ``book`` sizes, any expectile) far longer than the book's 20k steps and, every ``every``
-steps, measures on the *whole* dataset:
+Trains one IQL critic (the ``book`` sizes, any expectile) far longer than the first recipe's 20k steps (``book20k``)
+and, every ``every`` steps, measures on the *whole* dataset:
 
   * mean V(s) and mean Q(s, a) (V is bootstrapped: it rises until it reaches the data's discounted values);
   * the TD error, RMSE of Q_1(s, a) - (r + gamma V(s')): the critic's own noise level, to hold beside A's spread;

@@ -368,7 +368,7 @@ def schedule_comparison(joint: dict, frozen: dict) -> dict:
 
     Each side's CFGRL is the sampled flow at its validation-chosen w; each side's best AWR is the mean action at the
     validation-chosen T among the frozen file's temperatures (the joint run may train more; they are shown, not
-    chosen). The two sides may have different numbers of test episodes (the runner's ``book`` preset: 10, the
+    chosen). The two sides may have different numbers of test episodes (the runner's ``book20k`` preset: 10, the
     extraction files: 20); :func:`separated` does not pair them. Returns the chosen settings and, by the 2-SE rule:
     ``"cfgrl"`` (H10a, joint − frozen), ``"awr"`` (H10b), each schedule's gap CFGRL − best AWR, and ``"gap_change"``
     (H10c): joint gap − frozen gap, with SE sqrt(SE_joint² + SE_frozen²)."""
