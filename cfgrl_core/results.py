@@ -340,10 +340,15 @@ def test_returns(r: dict, key: str, w: str | None = None) -> np.ndarray:
     return np.asarray(r["returns"][actor][mode]["test"][w or r["summary"][key]["chosen"]], float)
 
 
+def awr_mean_rows(r: dict) -> list[str]:
+    """An extraction file's AWR rows evaluated by their mean action: ``["awr_T1 | mean", ...]``."""
+    return [k for k in r["summary"] if k.startswith("awr_") and k.endswith(" | mean")]
+
+
 def best_awr(r: dict) -> str:
     """The AWR row (``"awr_T<T> | mean"``, the mean action) whose mean validation return is highest: the temperature
     chapter 4's tables report for an extraction file."""
-    keys = [k for k in r["summary"] if k.startswith("awr_") and k.endswith(" | mean")]
+    keys = awr_mean_rows(r)
     if not keys:
         raise ValueError("this extraction file has no AWR rows evaluated by their mean action")
     return max(keys, key=lambda k: np.mean(r["returns"][k.split(" | ")[0]]["mean"]["val"]["-"]))
@@ -379,8 +384,7 @@ def schedule_comparison(joint: dict, frozen: dict) -> dict:
     if set(joint["cfgrl_val"]) != frozen_ws:
         raise ValueError(f"the joint run's w values {sorted(joint['cfgrl_val'], key=float)} differ from the "
                          f"frozen file's {sorted(frozen_ws, key=float)}")
-    temperatures = [k.split(" | ")[0].removeprefix("awr_T") for k in frozen["summary"]
-                    if k.startswith("awr_") and k.endswith(" | mean")]
+    temperatures = [k.split(" | ")[0].removeprefix("awr_T") for k in awr_mean_rows(frozen)]
     allowed = {T: v for T, v in joint["awr_val"].items() if T in temperatures}
     if set(allowed) != set(temperatures):
         raise ValueError(f"the joint run lacks AWR temperatures of the frozen file: {sorted(temperatures)}")
