@@ -367,6 +367,18 @@ def separated(a, b) -> dict:
     return {"diff": diff, "se": se, "verdict": _two_se(diff, se)}
 
 
+def compare_gaps(cfgrl_a, awr_a, cfgrl_b, awr_b) -> dict:
+    """Two recipes A and B, each given as CFGRL's and the best AWR's test returns. By the 2-SE rule of
+    :func:`separated`: ``"cfgrl"`` (A − B), ``"awr"`` (A − B), each recipe's gap CFGRL − AWR (``"gap_a"``,
+    ``"gap_b"``), and ``"gap_change"``: gap A − gap B, with SE sqrt(SE_A² + SE_B²)."""
+    gaps = {k: separated(c, a) for k, c, a in (("a", cfgrl_a, awr_a), ("b", cfgrl_b, awr_b))}
+    change = gaps["a"]["diff"] - gaps["b"]["diff"]
+    se = math.sqrt(gaps["a"]["se"] ** 2 + gaps["b"]["se"] ** 2)
+    return {"cfgrl": separated(cfgrl_a, cfgrl_b), "awr": separated(awr_a, awr_b),
+            "gap_a": gaps["a"], "gap_b": gaps["b"],
+            "gap_change": {"diff": change, "se": se, "verdict": _two_se(change, se)}}
+
+
 def schedule_comparison(joint: dict, frozen: dict) -> dict:
     """Chapter 4's H10: a runner results file trained with the ``joint`` schedule against an extraction file trained
     for the same steps on a frozen critic (same task, seed, data and w values).
@@ -393,14 +405,11 @@ def schedule_comparison(joint: dict, frozen: dict) -> dict:
     cfgrl = {"joint": joint["cfgrl_test"][joint_w], "frozen": test_returns(frozen, "flow_binary | sample")}
     frozen_awr = best_awr(frozen)
     awr = {"joint": joint["awr_test"][joint_T], "frozen": test_returns(frozen, frozen_awr)}
-    gaps = {s: separated(cfgrl[s], awr[s]) for s in ("joint", "frozen")}
-    change = gaps["joint"]["diff"] - gaps["frozen"]["diff"]
-    se = math.sqrt(gaps["joint"]["se"] ** 2 + gaps["frozen"]["se"] ** 2)
+    c = compare_gaps(cfgrl["joint"], awr["joint"], cfgrl["frozen"], awr["frozen"])
     return {"joint_w": joint_w, "joint_T": joint_T, "frozen_w": frozen["summary"]["flow_binary | sample"]["chosen"],
             "frozen_T": frozen_awr.split(" | ")[0].removeprefix("awr_T"),
-            "cfgrl": separated(cfgrl["joint"], cfgrl["frozen"]), "awr": separated(awr["joint"], awr["frozen"]),
-            "joint_gap": gaps["joint"], "frozen_gap": gaps["frozen"],
-            "gap_change": {"diff": change, "se": se, "verdict": _two_se(change, se)},
+            "cfgrl": c["cfgrl"], "awr": c["awr"], "joint_gap": c["gap_a"], "frozen_gap": c["gap_b"],
+            "gap_change": c["gap_change"],
             "means": {f"{k} {s}": float(np.mean(v[s])) for k, v in (("cfgrl", cfgrl), ("awr", awr))
                       for s in ("joint", "frozen")}}
 

@@ -297,3 +297,19 @@ def test_w_sweeps_over_seeds_and_the_recipe_figure():
         "best AWR (mean), td3_snapshots", "best AWR (mean), rnd"]
     assert np.allclose(ax.lines[0].get_ydata(), [3.5, 22.5])     # the first recipe's means over seeds
     assert INVESTIGATION_RND.parent == INVESTIGATION.parent and INVESTIGATION_RND != INVESTIGATION
+
+
+def test_compare_gaps_combines_the_two_gaps_standard_errors():
+    from cfgrl_core.results import compare_gaps, separated
+
+    rng = np.random.default_rng(0)
+    cf_a, aw_a = rng.normal(200, 30, 20), rng.normal(150, 30, 20)
+    cf_b, aw_b = rng.normal(100, 30, 20), rng.normal(300, 30, 20)
+    c = compare_gaps(cf_a, aw_a, cf_b, aw_b)
+    assert c["gap_a"] == separated(cf_a, aw_a) and c["gap_b"] == separated(cf_b, aw_b)
+    assert c["cfgrl"]["verdict"] == "above" and c["awr"]["verdict"] == "below"
+    assert np.isclose(c["gap_change"]["diff"], c["gap_a"]["diff"] - c["gap_b"]["diff"])
+    assert np.isclose(c["gap_change"]["se"], np.hypot(c["gap_a"]["se"], c["gap_b"]["se"]))
+    assert c["gap_change"]["verdict"] == "above"
+    same = compare_gaps(cf_a, aw_a, cf_a, aw_a)
+    assert same["gap_change"]["diff"] == 0 and same["gap_change"]["verdict"] == "not separated"
