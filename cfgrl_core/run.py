@@ -18,6 +18,7 @@ and on separate test episodes (what is reported), written to ``results.json`` wi
 """
 from __future__ import annotations
 
+import copy
 import json
 import time
 from pathlib import Path
@@ -45,6 +46,11 @@ from .provenance import provenance
 #: The agents' own configs; a preset overrides some of their keys under "critic", "cfgrl" and "awr".
 AGENT_CONFIGS = {"critic": IQL_CONFIG, "cfgrl": CFGRL_CONFIG, "awr": AWR_CONFIG}
 
+_BOOK = dict(dataset="book", schedule="frozen", batch_size=256, critic_steps=100_000, actor_steps=25_000,
+             w_values=[0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0],
+             temperatures=[1.0, 3.0, 10.0, 30.0], val_episodes=5, test_episodes=20, checkpoint_every=2_500,
+             log_every=500, compile=True, batched=True, critic=dict(hidden_dims=(256, 256, 256), batched_heads=True),
+             cfgrl=dict(hidden_dims=(256, 256, 256), sample_steps=16), awr=dict(hidden_dims=(256, 256, 256)))
 PRESETS = {
     # compile: run the agents' losses through torch.compile (fewer, fused kernels after a one-off compilation);
     # batched: the critic's twin Q heads and the AWR temperature sweep each run as one batched network, and in the
@@ -68,18 +74,11 @@ PRESETS = {
     # (the paper: 3x512), batch 256 (paper: 1024), the critic trained once for 100k steps (where its mean V levels off
     # on the book's data), then all actors together for 25k steps on its frozen advantages (paper: 1M joint steps),
     # 16 Euler steps, the official w sweep (to 100), 20 test episodes per setting.
-    "book": dict(dataset="book", schedule="frozen", batch_size=256, critic_steps=100_000, actor_steps=25_000,
-                 w_values=[0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0],
-                 temperatures=[1.0, 3.0, 10.0, 30.0], val_episodes=5, test_episodes=20, checkpoint_every=2_500,
-                 log_every=500, compile=True, batched=True, critic=dict(hidden_dims=(256, 256, 256), batched_heads=True),
-                 cfgrl=dict(hidden_dims=(256, 256, 256), sample_steps=16), awr=dict(hidden_dims=(256, 256, 256))),
+    "book": _BOOK,
     # The book's first recipe (chapter 4's opening table, results/book20k, and the networks the book ships in
     # assets/trained): the same, but a critic of only 20k steps (its V still rising), w to 10 and 10 test episodes.
-    "book20k": dict(dataset="book", schedule="frozen", batch_size=256, critic_steps=20_000, actor_steps=25_000,
-                    w_values=[0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0], temperatures=[1.0, 3.0, 10.0, 30.0],
-                    val_episodes=5, test_episodes=10, checkpoint_every=2_500, log_every=500, compile=True,
-                    batched=True, critic=dict(hidden_dims=(256, 256, 256), batched_heads=True),
-                    cfgrl=dict(hidden_dims=(256, 256, 256), sample_steps=16), awr=dict(hidden_dims=(256, 256, 256))),
+    "book20k": {**copy.deepcopy(_BOOK), "critic_steps": 20_000, "w_values": [0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0],
+                "test_episodes": 10},
     # The paper's sizes and schedule (for a GPU): batch 1024, 3x512, 1M joint steps, 32 Euler steps.
     "paper": dict(dataset="book", schedule="joint", batch_size=1024, critic_steps=1_000_000, actor_steps=1_000_000,
                   w_values=[0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0], temperatures=[1.0, 3.0, 10.0, 30.0],
